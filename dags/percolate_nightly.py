@@ -1,0 +1,121 @@
+"""Nightly batch prediction: one day of stored calls in, warehouse tables out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from importlib.util import find_spec
+
+import pendulum
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import Asset, Param, chain, dag, task
+
+DOC = """
+### Percolate nightly
+
+Processes **exactly the partition of the run's logical date** (`{{ ds }}`):
+
+1. `check_inputs` - the day's manifest exists and names at least one video.
+2. `resolve_models` - pins the registry aliases (default `production`) to versions, so every
+   stage of this run uses the same models even if an alias moves meanwhile.
+3. `sample_frames` (Spark) - decodes each stored video in the executors, keeps N frames per
+   second of presentation time; unusable videos get a reason code instead of failing the run.
+4. `prefilter` (Spark) - a tiny high-recall CNN scores every sampled frame.
+5. `heavy` (Spark) - a MobileNet-class model classifies only the frames that passed.
+6. `publish` (Spark) - replaces the date's partition of `frame_predictions`,
+   `user_brand_daily`, `quarantine` and `pipeline_runs` (funnel, CPU, cost, provenance).
+7. `report` - logs the funnel and cost.
+
+Spark jobs go through the `spark_default` connection (`local[*]` on the embedded default).
+Rerunning a date replaces that date only. Params pick other model versions or aliases.
+"""
+
+JOB_ARGS = ["--date", "{{ ds }}", "--run-id", "{{ run_id }}"]
+MODELS = "{{ ti.xcom_pull(task_ids='resolve_models') }}"
+WAREHOUSE = [Asset(f"percolate://warehouse/{t}") for t in
+             ("frame_predictions", "user_brand_daily", "quarantine", "pipeline_runs")]
+
+
+def job(name: str) -> str:
+    """Path of a Spark job's file, found without importing it."""
+    return find_spec(f"jobs.{name}").origin
+
+
+@dag(
+    dag_id="percolate_nightly",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,  # the embedded Derby metastore takes one writer at a time
+    doc_md=DOC,
+    tags=["percolate", "nightly", "batch-prediction"],
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "owner": "percolate"},
+    params={
+        "prefilter_model": Param("production", type="string", description="alias or version of the prefilter"),
+        "heavy_model": Param("production", type="string", description="alias or version of the heavy model"),
+    },
+)
+def percolate_nightly():
+    @task(retries=0)
+    def check_inputs(ds=None) -> dict:
+        """Fail fast, with a clear message, when the day has nothing to process."""
+        from percolate.config import Settings
+        from percolate.manifest import read_manifest
+        from percolate.storage import open_store
+
+        settings = Settings.from_env()
+        rows = read_manifest(open_store(settings.store_uri, settings.s3_endpoint_url), ds)
+        if not rows:
+            raise ValueError(f"the manifest for {ds} names no video")
+        return {"date": ds, "videos": len(rows)}
+
+    @task
+    def resolve_models(params=None) -> dict:
+        """Pin model aliases to versions for the whole run."""
+        from models.registry import ModelRegistry
+        from percolate.config import Settings
+        from percolate.storage import open_store
+
+        settings = Settings.from_env()
+        registry = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url))
+        return {"prefilter": registry.resolve("prefilter", params["prefilter_model"]),
+                "heavy": registry.resolve("heavy", params["heavy_model"])}
+
+    def spark_job(task_id: str, extra_args: list[str] | None = None, **kwargs) -> SparkSubmitOperator:
+        return SparkSubmitOperator(
+            task_id=task_id,
+            conn_id="spark_default",
+            application=job(task_id),
+            application_args=JOB_ARGS + (extra_args or []),
+            name=f"percolate-{task_id}",
+            conf={"spark.driver.memory": "3g", "spark.ui.enabled": "false"},
+            execution_timeout=timedelta(hours=4),
+            **kwargs,
+        )
+
+    sample = spark_job("sample_frames", doc_md="Decode stored videos; keep N frames/s by timestamp.")
+    prefilter = spark_job(
+        "prefilter", ["--model-version", "{{ ti.xcom_pull(task_ids='resolve_models')['prefilter'] }}"],
+        doc_md="Score every sampled frame with the cheap prefilter.")
+    heavy = spark_job(
+        "heavy", ["--model-version", "{{ ti.xcom_pull(task_ids='resolve_models')['heavy'] }}"],
+        doc_md="Classify the prefilter's survivors with the heavy model.")
+    publish = spark_job("publish", outlets=WAREHOUSE,
+                        doc_md="Replace the date's partitions of the warehouse tables.")
+
+    @task
+    def report(ds=None) -> dict:
+        """Log the funnel, CPU time and estimated cost of the run."""
+        import json
+
+        from percolate.config import Settings
+        from percolate.report import format_funnel
+
+        settings = Settings.from_env()
+        summary = json.loads((settings.reports_dir / f"dt={ds}" / "summary.json").read_text())
+        print(format_funnel(summary))
+        return summary
+
+    chain(check_inputs(), resolve_models(), sample, prefilter, heavy, publish, report())
+
+
+percolate_nightly()

@@ -1,0 +1,1 @@
+"""Spark jobs: thin `main(argv)` entry points around pure DataFrame -> DataFrame transforms."""

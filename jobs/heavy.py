@@ -1,0 +1,87 @@
+"""Spark job: classify only the frames that passed the prefilter with the heavy model."""
+
+from __future__ import annotations
+
+import sys
+
+from pyspark.sql import DataFrame, functions as F, types as T
+
+from jobs.common import Stopwatch, new_parser, read_metrics, stage_dir, write_metrics
+from jobs.inference import heavy_batches
+from percolate.config import Settings
+from percolate.metering import job_cpu_seconds
+from percolate.spark import get_spark
+
+KEYS = ["call_id", "user_id", "frame_index", "ts_ms", "prefilter_score", "decode_mode"]
+PREDICTIONS_SCHEMA = T.StructType([
+    T.StructField("call_id", T.StringType(), False),
+    T.StructField("user_id", T.StringType(), True),
+    T.StructField("frame_index", T.IntegerType(), False),
+    T.StructField("ts_ms", T.LongType(), False),
+    T.StructField("prefilter_score", T.DoubleType(), False),
+    T.StructField("decode_mode", T.StringType(), True),
+    T.StructField("label", T.StringType(), False),
+    T.StructField("score", T.DoubleType(), False),
+    T.StructField("none_score", T.DoubleType(), False),
+])
+
+
+def survivors(frames: DataFrame, scores: DataFrame) -> DataFrame:
+    """Frames whose prefilter score passed, with that score attached."""
+    passed = scores.where("passed").select("call_id", "frame_index", "prefilter_score")
+    return frames.join(F.broadcast(passed), ["call_id", "frame_index"], "inner")
+
+
+def classify_frames(frames: DataFrame, *, store_uri: str, endpoint_url: str | None, version: str) -> DataFrame:
+    return frames.mapInPandas(
+        lambda it: heavy_batches(it, store_uri, endpoint_url, version, KEYS), PREDICTIONS_SCHEMA
+    )
+
+
+def mark_detections(predictions: DataFrame, threshold: float) -> DataFrame:
+    """A frame is a detection of `label` when its probability clears the heavy threshold."""
+    return predictions.withColumn("is_detection", F.col("score") >= F.lit(float(threshold)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = new_parser("Classify the prefilter's survivors with the heavy model.")
+    parser.add_argument("--model-version", required=True, help="heavy version, e.g. v0001")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    watch = Stopwatch()
+    for stage in ("sample_frames", "prefilter"):
+        if read_metrics(settings, stage, args.date)["run_id"] != args.run_id:
+            raise RuntimeError(f"stage {stage} output for {args.date} is not from run {args.run_id!r}")
+
+    from models.registry import ModelRegistry
+    from percolate.storage import open_store
+
+    spec = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url)).spec("heavy", args.model_version)
+    threshold = float(spec["threshold"])
+    spark = get_spark(f"percolate-heavy-{args.date}", settings)
+    frames = spark.read.parquet(f"{stage_dir(settings, 'sample_frames', args.date)}/frames")
+    scores = spark.read.parquet(stage_dir(settings, "prefilter", args.date))
+    todo = survivors(frames, scores)
+    # Hash partitions sorted by key: the same frames meet in the same batches on every run.
+    todo = todo.repartition(max(2, spark.sparkContext.defaultParallelism), "call_id") \
+        .sortWithinPartitions("call_id", "frame_index")
+    predictions = mark_detections(
+        classify_frames(todo, store_uri=settings.store_uri, endpoint_url=settings.s3_endpoint_url,
+                        version=args.model_version), threshold)
+    out = stage_dir(settings, "heavy", args.date)
+    predictions.coalesce(1).write.mode("overwrite").parquet(out)
+    counts = spark.read.parquet(out).agg(
+        F.count("*").alias("frames"), F.sum(F.col("is_detection").cast("int")).alias("positives")).first()
+    write_metrics(settings, "heavy", args.date, {
+        "run_id": args.run_id, "model_version": args.model_version, "threshold": threshold,
+        "frames_in": int(counts["frames"]), "positives": int(counts["positives"] or 0),
+        "cpu_s": job_cpu_seconds(), "wall_s": watch.seconds, "started_at": watch.started_at,
+    })
+    print(f"heavy {args.model_version}: {counts['positives'] or 0}/{counts['frames']} frames are detections",
+          flush=True)
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

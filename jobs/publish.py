@@ -1,0 +1,156 @@
+"""Spark job: turn the day's stage outputs into the analysts' warehouse tables.
+
+Writes `frame_predictions`, `user_brand_daily`, `quarantine` and, last, `pipeline_runs`,
+each by replacing exactly the partition of the date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+
+from pyspark.sql import DataFrame, Window, functions as F
+
+from jobs.common import STAGES, Stopwatch, new_parser, read_metrics, stage_dir
+from percolate.config import Settings
+from percolate.metering import job_cpu_seconds
+from percolate.provenance import code_version, provenance_values
+from percolate.spark import get_spark
+from percolate.warehouse import ensure_tables, overwrite_partition
+
+
+def with_provenance(df: DataFrame, provenance: dict) -> DataFrame:
+    return df.select("*", *[F.lit(v).alias(k) for k, v in provenance.items()])
+
+
+def build_frame_predictions(predictions: DataFrame, provenance: dict) -> DataFrame:
+    """One row per frame the heavy model saw, with the run's provenance."""
+    return with_provenance(predictions, provenance)
+
+
+def build_user_brand_daily(frame_predictions: DataFrame, min_frames: int, min_score: float) -> DataFrame:
+    """One row per user and brand detected that day.
+
+    `confirmed` applies the model's aggregation rule: at least `min_frames` detection frames
+    of that brand with score >= `min_score`. Provenance columns are carried from the frames.
+    """
+    hits = frame_predictions.where(F.col("is_detection") & F.col("user_id").isNotNull())
+    order = F.struct("call_id", "ts_ms")
+    agg = hits.groupBy("user_id", F.col("label").alias("brand")).agg(
+        F.count("*").cast("int").alias("frames"),
+        F.countDistinct("call_id").cast("int").alias("calls"),
+        F.max("score").alias("max_score"),
+        F.avg("score").alias("mean_score"),
+        F.min(order).alias("_first"),
+        F.max(order).alias("_last"),
+        F.sum((F.col("score") >= F.lit(float(min_score))).cast("int")).alias("_strong"),
+        *[F.first(c).alias(c) for c in ("run_id", "prefilter_version", "heavy_version",
+                                         "prefilter_threshold", "heavy_threshold", "aggregation",
+                                         "sampler", "published_at")],
+    )
+    return agg.select(
+        "user_id", "brand", "frames", "calls", "max_score", "mean_score",
+        F.col("_first.call_id").alias("first_seen_call_id"), F.col("_first.ts_ms").alias("first_seen_ts_ms"),
+        F.col("_last.call_id").alias("last_seen_call_id"), F.col("_last.ts_ms").alias("last_seen_ts_ms"),
+        (F.col("_strong") >= F.lit(int(min_frames))).alias("confirmed"),
+        "run_id", "prefilter_version", "heavy_version", "prefilter_threshold", "heavy_threshold",
+        "aggregation", "sampler", "published_at",
+    )
+
+
+def build_quarantine(outcomes: DataFrame, run_id: str, published_at) -> DataFrame:
+    return outcomes.where(F.col("status") != "ok").select(
+        "call_id", "user_id", "video_key", "reason", "message",
+        F.lit(run_id).alias("run_id"), F.lit(published_at).alias("published_at"))
+
+
+def build_run_row(*, run_id: str, metrics: dict[str, dict], counts: dict, provenance: dict,
+                  cost_per_core_hour: float, started_at, finished_at, warnings: list[str]) -> dict:
+    """The `pipeline_runs` row: the funnel, CPU per stage, cost, and provenance."""
+    cpu = {stage: float(metrics[stage].get("cpu_s") or 0.0) for stage in STAGES}
+    total = round(sum(cpu.values()), 3)
+    cost = total / 3600.0 * cost_per_core_hour
+    video_hours = metrics["sample_frames"]["video_seconds"] / 3600.0
+    sample = metrics["sample_frames"]
+    return {
+        "run_id": run_id, "status": "success", "started_at": started_at, "finished_at": finished_at,
+        "videos": sample["videos"], "videos_ok": sample["videos_ok"],
+        "videos_quarantined": sample["videos"] - sample["videos_ok"],
+        "video_seconds": sample["video_seconds"], "sampled_frames": sample["sampled_frames"],
+        "prefilter_passed": metrics["prefilter"]["frames_passed"],
+        "heavy_positives": metrics["heavy"]["positives"],
+        "user_brand_rows": counts["user_brand_rows"], "user_brand_detections": counts["user_brand_detections"],
+        **{f"cpu_s_{stage}": cpu[stage] for stage in STAGES},
+        "cpu_s_total": total, "estimated_cost_usd": round(cost, 6),
+        "cost_per_video_hour_usd": round(cost / video_hours, 6) if video_hours else None,
+        **{k: provenance[k] for k in ("prefilter_version", "heavy_version", "prefilter_threshold",
+                                      "heavy_threshold", "aggregation", "sampler")},
+        "decode_modes": json.dumps(sample.get("decode_modes", [])),
+        "warnings": json.dumps(warnings), "code_version": code_version(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = new_parser("Publish the day's predictions into the warehouse tables.")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    watch = Stopwatch()
+    metrics = {stage: read_metrics(settings, stage, args.date) for stage in STAGES[:-1]}
+    stale = [s for s, m in metrics.items() if m["run_id"] != args.run_id]
+    if stale:
+        raise RuntimeError(f"stages {stale} for {args.date} are not from run {args.run_id!r}: rerun them first")
+
+    from models.registry import ModelRegistry
+    from percolate.storage import open_store
+
+    registry = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url))
+    prefilter_spec = registry.spec("prefilter", metrics["prefilter"]["model_version"])
+    heavy_spec = registry.spec("heavy", metrics["heavy"]["model_version"])
+    published_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    sampler = dict(metrics["sample_frames"]["sampler"], decode_modes=metrics["sample_frames"]["decode_modes"])
+    provenance = provenance_values(run_id=args.run_id, prefilter_spec=prefilter_spec, heavy_spec=heavy_spec,
+                                   sampler=sampler, published_at=published_at)
+    rule = heavy_spec.get("aggregation") or {}
+
+    spark = get_spark(f"percolate-publish-{args.date}", settings)
+    ensure_tables(spark, settings.database)
+    predictions = spark.read.parquet(stage_dir(settings, "heavy", args.date))
+    outcomes = spark.read.parquet(f"{stage_dir(settings, 'sample_frames', args.date)}/videos")
+    frames = build_frame_predictions(predictions, provenance).cache()
+    daily = build_user_brand_daily(frames, int(rule.get("min_frames", 1)), float(rule.get("min_score", 0.0))).cache()
+
+    db = settings.database
+    overwrite_partition(spark, frames, db, "frame_predictions", args.date)
+    overwrite_partition(spark, daily, db, "user_brand_daily", args.date)
+    overwrite_partition(spark, build_quarantine(outcomes, args.run_id, published_at), db, "quarantine", args.date)
+    counts = daily.agg(F.count("*").alias("rows"), F.sum(F.col("confirmed").cast("int")).alias("confirmed")).first()
+    warnings = []
+    if metrics["sample_frames"]["videos_ok"] < metrics["sample_frames"]["videos"]:
+        warnings.append(f"{metrics['sample_frames']['videos'] - metrics['sample_frames']['videos_ok']} "
+                        f"videos quarantined")
+    metrics["publish"] = {"cpu_s": job_cpu_seconds()}
+    started = min(dt.datetime.fromisoformat(m["started_at"]) for m in metrics.values() if m.get("started_at")) \
+        if any(m.get("started_at") for m in metrics.values()) else None
+    row = build_run_row(
+        run_id=args.run_id, metrics=metrics,
+        counts={"user_brand_rows": int(counts["rows"]), "user_brand_detections": int(counts["confirmed"] or 0)},
+        provenance=provenance, cost_per_core_hour=settings.cost_per_core_hour,
+        started_at=started, finished_at=published_at, warnings=warnings,
+    )
+    from percolate.warehouse import TABLES
+
+    run_df = spark.createDataFrame([row], TABLES["pipeline_runs"])
+    overwrite_partition(spark, run_df, db, "pipeline_runs", args.date)
+    summary = settings.reports_dir / f"dt={args.date}" / "summary.json"
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    summary.write_text(json.dumps(dict(row, date=args.date), default=str, indent=2))
+    print(f"published {args.date}: {row['heavy_positives']} detection frames, "
+          f"{row['user_brand_detections']} user-brand detections, {row['cpu_s_total']:.1f} CPU s, "
+          f"${row['estimated_cost_usd']:.5f} in {watch.seconds:.1f}s", flush=True)
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

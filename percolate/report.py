@@ -1,0 +1,59 @@
+"""Human-readable summaries of a run: the cost funnel and CPU/cost figures."""
+
+from __future__ import annotations
+
+import json
+
+
+def funnel_stages(summary: dict) -> list[tuple[str, int]]:
+    return [
+        ("videos", int(summary.get("videos_ok") or 0)),
+        ("sampled frames", int(summary.get("sampled_frames") or 0)),
+        ("prefilter passed", int(summary.get("prefilter_passed") or 0)),
+        ("heavy-model positives", int(summary.get("heavy_positives") or 0)),
+        ("user-brand detections", int(summary.get("user_brand_detections") or 0)),
+    ]
+
+
+def format_funnel(summary: dict) -> str:
+    """The run's funnel, CPU seconds per stage and estimated cost, as aligned text."""
+    lines = [f"Percolate run {summary.get('run_id')} for {summary.get('date')}: {summary.get('status')}", "",
+             "Funnel"]
+    stages = funnel_stages(summary)
+    previous = None
+    for name, count in stages:
+        share = f"  ({count / previous:6.1%} of previous)" if previous and name != "sampled frames" else ""
+        lines.append(f"  {name:<24}{count:>10,}{share}")
+        previous = count or None
+    if summary.get("videos_quarantined"):
+        lines.append(f"  {'videos quarantined':<24}{summary['videos_quarantined']:>10,}")
+    lines += ["", "CPU seconds"]
+    for stage in ("sample_frames", "prefilter", "heavy", "publish"):
+        lines.append(f"  {stage:<24}{float(summary.get(f'cpu_s_{stage}') or 0):>10.1f}")
+    lines.append(f"  {'total':<24}{float(summary.get('cpu_s_total') or 0):>10.1f}")
+    hours = float(summary.get("video_seconds") or 0) / 3600
+    lines += ["", f"Video processed: {hours:.2f} h; estimated cost ${float(summary.get('estimated_cost_usd') or 0):.4f}"
+              + (f" (${summary['cost_per_video_hour_usd']:.4f} per video-hour)"
+                 if summary.get("cost_per_video_hour_usd") else "")]
+    lines.append(f"Models: prefilter {summary.get('prefilter_version')} (threshold "
+                 f"{float(summary.get('prefilter_threshold') or 0):.4f}), heavy {summary.get('heavy_version')} "
+                 f"(threshold {float(summary.get('heavy_threshold') or 0):.4f}, rule {summary.get('aggregation')})")
+    warnings = json.loads(summary.get("warnings") or "[]")
+    if warnings:
+        lines.append("Warnings: " + "; ".join(warnings))
+    return "\n".join(lines)
+
+
+def format_rows(rows: list[dict], limit: int = 20) -> str:
+    """A plain text table of query rows."""
+    if not rows:
+        return "(no rows)"
+    cols = list(rows[0].keys())
+    shown = [[("" if r[c] is None else str(r[c])) for c in cols] for r in rows[:limit]]
+    widths = [min(40, max(len(c), *(len(v[i]) for v in shown))) for i, c in enumerate(cols)]
+    out = ["  ".join(c[:w].ljust(w) for c, w in zip(cols, widths)),
+           "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v[:w].ljust(w) for v, w in zip(row, widths)) for row in shown]
+    if len(rows) > limit:
+        out.append(f"... {len(rows) - limit} more rows")
+    return "\n".join(out)

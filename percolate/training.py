@@ -1,0 +1,97 @@
+"""`percolate train`: labelled frames from generated days, sampled by the pipeline's own job."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+
+import pandas as pd
+
+from percolate.config import Settings
+from percolate.layout import manifest_key, stage_path
+from percolate.storage import ObjectStore, open_store
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Which generated days train the models and which calibrate their thresholds.
+
+    Both use the training backgrounds; evaluation days use the held-out ones.
+    """
+
+    train_dates: tuple[str, ...] = ("2026-01-01", "2026-01-02")
+    calib_dates: tuple[str, ...] = ("2026-01-03",)
+    calls_per_day: int = 40
+    seed: int = 7
+    min_seconds: float = 20.0
+    max_seconds: float = 60.0
+    prefilter_epochs: int | None = None
+    heavy_epochs: int | None = None
+
+
+def log(msg: str) -> None:
+    print(f"percolate: {msg}", file=sys.stderr, flush=True)
+
+
+def ensure_generated(store: ObjectStore, date: str, calls: int, seed: int, backgrounds: str,
+                     min_seconds: float, max_seconds: float) -> None:
+    from percolate.synth import generate_day
+
+    if store.exists(manifest_key(date)):
+        return
+    log(f"generating {calls} calls for {date} (seed {seed}, {backgrounds} backgrounds)")
+    generate_day(store, date, calls=calls, seed=seed, backgrounds=backgrounds,
+                 min_seconds=min_seconds, max_seconds=max_seconds)
+
+
+def labelled_frames(settings: Settings, store: ObjectStore, date: str) -> pd.DataFrame:
+    """Sample a generated day with the pipeline's sampling job, then label frames from truth."""
+    from percolate.orchestration import spark_submit
+    from percolate.synth import label_at, load_truth
+
+    out = stage_path(settings.stage_dir, "training", date)
+    log(f"sampling training frames for {date}")
+    spark_submit(settings, "sample_frames",
+                 ["--date", date, "--run-id", f"training-{date}", "--output-stage", "training"],
+                 log_name=f"training-sample-{date}")
+    frames = pd.read_parquet(f"{out}/frames", columns=["call_id", "user_id", "frame_index", "ts_ms", "jpeg"])
+    truth = load_truth(store, date)
+    calls = {c["call_id"]: c for c in truth["calls"]}
+    frames["label"] = [label_at(calls[c], t / 1000.0) for c, t in zip(frames["call_id"], frames["ts_ms"])]
+    frames["background"] = [calls[c]["background"] for c in frames["call_id"]]
+    frames["date"] = date
+    return frames.sort_values(["call_id", "frame_index"]).reset_index(drop=True)
+
+
+def train(settings: Settings, plan: TrainingPlan = TrainingPlan(), alias: str = "production") -> dict:
+    """Generate (if missing) and sample the plan's days, train both models, register them."""
+    import torch
+
+    from models.registry import ModelRegistry
+    from models.train import fit_and_register
+    from percolate.synth import BRAND_NAMES
+
+    store = open_store(settings.store_uri, settings.s3_endpoint_url)
+    for i, date in enumerate(plan.train_dates + plan.calib_dates):
+        ensure_generated(store, date, plan.calls_per_day, plan.seed + i, "train", plan.min_seconds,
+                         plan.max_seconds)
+    train_frames = pd.concat([labelled_frames(settings, store, d) for d in plan.train_dates], ignore_index=True)
+    calib_frames = pd.concat([labelled_frames(settings, store, d) for d in plan.calib_dates], ignore_index=True)
+    log(f"training on {len(train_frames)} frames ({train_frames['label'].notna().sum()} with a cup), "
+        f"calibrating on {len(calib_frames)}")
+    torch.set_num_threads(2)  # training owns the machine; Spark is not running now
+    kwargs = {}
+    if plan.prefilter_epochs:
+        kwargs["prefilter_epochs"] = plan.prefilter_epochs
+    if plan.heavy_epochs:
+        kwargs["heavy_epochs"] = plan.heavy_epochs
+    summary = fit_and_register(
+        train_frames, calib_frames, list(BRAND_NAMES), ModelRegistry(store),
+        training_dates=list(plan.train_dates + plan.calib_dates), seed=plan.seed, alias=alias,
+        progress=log, **kwargs,
+    )
+    path = settings.reports_dir / "training" / "last_training.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2, default=str))
+    return summary

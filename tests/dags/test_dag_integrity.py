@@ -1,0 +1,68 @@
+"""The DAG folder imports cleanly, cheaply, and has the expected shape."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.airflow
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+@pytest.fixture(scope="module")
+def dagbag(tmp_path_factory, monkeypatch_module):
+    monkeypatch_module.setenv("AIRFLOW_HOME", str(tmp_path_factory.mktemp("airflow")))
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(str(DAGS))
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert "percolate_nightly" in dagbag.dags
+
+
+def test_nightly_shape(dagbag):
+    dag = dagbag.dags["percolate_nightly"]
+    assert {"percolate", "nightly"} <= set(dag.tags)
+    assert dag.doc_md and "logical date" in dag.doc_md
+    assert dag.catchup is False and dag.max_active_runs == 1
+    edges = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
+    assert edges == {
+        "check_inputs": ["resolve_models"], "resolve_models": ["sample_frames"],
+        "sample_frames": ["prefilter"], "prefilter": ["heavy"], "heavy": ["publish"],
+        "publish": ["report"], "report": [],
+    }
+    for task in dag.tasks:
+        if task.task_id != "check_inputs":  # a missing input is not worth retrying
+            assert task.retries >= 1, task.task_id
+    spark_tasks = [t for t in dag.tasks if t.task_type == "SparkSubmitOperator"]
+    assert sorted(t.task_id for t in spark_tasks) == ["heavy", "prefilter", "publish", "sample_frames"]
+    for task in spark_tasks:
+        assert task._conn_id == "spark_default"
+        assert task.application.endswith(f"jobs/{task.task_id}.py") and Path(task.application).is_file()
+        assert "{{ ds }}" in task.application_args and "{{ run_id }}" in task.application_args
+    assert set(dag.params.keys()) == {"prefilter_model", "heavy_model"}
+
+
+def test_parsing_imports_nothing_heavy():
+    """Nothing heavy at import time: no torch, no pyspark, no project modules."""
+    code = (
+        "import sys, runpy; runpy.run_path(sys.argv[1]);"
+        "heavy = [m for m in ('torch', 'pyspark', 'great_expectations', 'av', 'models.registry') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(DAGS / "percolate_nightly.py")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1:] in ([], [""])
