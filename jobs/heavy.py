@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         "frames_in": int(counts["frames"]), "positives": int(counts["positives"] or 0),
         "cpu_s": job_cpu_seconds(), "wall_s": watch.seconds, "started_at": watch.started_at,
     })
-    print(f"heavy {args.model_version}: {counts['positives'] or 0}/{counts['frames']} frames are detections",
+    print(f"[percolate] heavy {args.model_version}: {counts['positives'] or 0}/{counts['frames']} frames are detections",
           flush=True)
     spark.stop()
     return 0

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "frames_in": int(counts["frames"]), "frames_passed": int(counts["passed"] or 0),
         "cpu_s": job_cpu_seconds(), "wall_s": watch.seconds, "started_at": watch.started_at,
     })
-    print(f"prefilter {args.model_version}: {counts['passed'] or 0}/{counts['frames']} frames passed "
+    print(f"[percolate] prefilter {args.model_version}: {counts['passed'] or 0}/{counts['frames']} frames passed "
           f"(threshold {threshold:.4f})", flush=True)
     spark.stop()
     return 0

@@ -30,12 +30,13 @@ def build_frame_predictions(predictions: DataFrame, provenance: dict) -> DataFra
 
 
 def build_user_brand_daily(frame_predictions: DataFrame, min_frames: int, min_score: float) -> DataFrame:
-    """One row per user and brand detected that day.
+    """One row per user and brand seen that day, under the heavy model's user-day rule.
 
-    `confirmed` applies the model's aggregation rule: at least `min_frames` detection frames
-    of that brand with score >= `min_score`. Provenance columns are carried from the frames.
+    A frame supports brand b when the heavy model's best brand is b with score >= `min_score`
+    (the rule calibrated with the model). `frames` counts supporting frames; `confirmed` is
+    frames >= `min_frames`. Frames without a user id cannot be attributed and are left out.
     """
-    hits = frame_predictions.where(F.col("is_detection") & F.col("user_id").isNotNull())
+    hits = frame_predictions.where((F.col("score") >= F.lit(float(min_score))) & F.col("user_id").isNotNull())
     order = F.struct("call_id", "ts_ms")
     agg = hits.groupBy("user_id", F.col("label").alias("brand")).agg(
         F.count("*").cast("int").alias("frames"),
@@ -44,7 +45,6 @@ def build_user_brand_daily(frame_predictions: DataFrame, min_frames: int, min_sc
         F.avg("score").alias("mean_score"),
         F.min(order).alias("_first"),
         F.max(order).alias("_last"),
-        F.sum((F.col("score") >= F.lit(float(min_score))).cast("int")).alias("_strong"),
         *[F.first(c).alias(c) for c in ("run_id", "prefilter_version", "heavy_version",
                                          "prefilter_threshold", "heavy_threshold", "aggregation",
                                          "sampler", "published_at")],
@@ -53,7 +53,7 @@ def build_user_brand_daily(frame_predictions: DataFrame, min_frames: int, min_sc
         "user_id", "brand", "frames", "calls", "max_score", "mean_score",
         F.col("_first.call_id").alias("first_seen_call_id"), F.col("_first.ts_ms").alias("first_seen_ts_ms"),
         F.col("_last.call_id").alias("last_seen_call_id"), F.col("_last.ts_ms").alias("last_seen_ts_ms"),
-        (F.col("_strong") >= F.lit(int(min_frames))).alias("confirmed"),
+        (F.col("frames") >= F.lit(int(min_frames))).alias("confirmed"),
         "run_id", "prefilter_version", "heavy_version", "prefilter_threshold", "heavy_threshold",
         "aggregation", "sampler", "published_at",
     )
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = settings.reports_dir / f"dt={args.date}" / "summary.json"
     summary.parent.mkdir(parents=True, exist_ok=True)
     summary.write_text(json.dumps(dict(row, date=args.date), default=str, indent=2))
-    print(f"published {args.date}: {row['heavy_positives']} detection frames, "
+    print(f"[percolate] published {args.date}: {row['heavy_positives']} detection frames, "
           f"{row['user_brand_detections']} user-brand detections, {row['cpu_s_total']:.1f} CPU s, "
           f"${row['estimated_cost_usd']:.5f} in {watch.seconds:.1f}s", flush=True)
     spark.stop()

@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": watch.seconds,
         "started_at": watch.started_at,
     })
-    print(f"sampled {stats['frames'] or 0} frames from {stats['videos_ok'] or 0}/{stats['videos']} videos "
+    print(f"[percolate] sampled {stats['frames'] or 0} frames from {stats['videos_ok'] or 0}/{stats['videos']} videos "
           f"for {args.date} in {watch.seconds:.1f}s", flush=True)
     spark.stop()
     return 0

@@ -185,7 +185,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     store = open_store(settings.store_uri, settings.s3_endpoint_url)
     ensure_generated(store, args.date, args.calls, args.seed, "holdout", 20.0, 90.0)
     registry = ModelRegistry(store)
-    if not registry.has_alias("prefilter", "production") or not registry.has_alias("heavy", "production"):
+    aliases = registry.aliases()
+    if not all(aliases.get(role, {}).get("production") for role in ("prefilter", "heavy")):
         log("no production models registered: training first versions")
         train(settings, TrainingPlan())
     summary = json.loads(run_nightly(settings, args.date).read_text())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +17,7 @@ from pathlib import Path
 from percolate.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-PROGRESS_MARKERS = ("sampled ", "prefilter v", "heavy v", "published ", "Marking task as",
-                    "task_id=", "ERROR", "Error", "Traceback", "Exception")
+PROGRESS_MARKERS = ("[percolate]", "[DAG TEST] starting", "Marking task as", "ERROR", "Traceback")
 
 
 def bin_dir() -> Path:
@@ -69,8 +69,20 @@ def run_logged(cmd: list[str], env: dict[str, str], cwd: Path, log_path: Path,
         for line in proc.stdout:
             log.write(line)
             if any(m in line for m in markers):
-                print("  " + line.rstrip()[-220:], file=sys.stderr, flush=True)
+                print("  " + _shorten(line), file=sys.stderr, flush=True)
         return proc.wait()
+
+
+def _shorten(line: str) -> str:
+    """A log line without Airflow's timestamp/logger decoration."""
+    line = line.rstrip()
+    if "[percolate]" in line:
+        line = line[line.index("[percolate]"):]
+        line = re.sub(r"\s+\[airflow\.task\.hooks.*$", "", line)
+    elif "[DAG TEST] starting" in line:
+        m = re.search(r"task_id=(\S+)", line)
+        line = f"task {m.group(1) if m else '?'} started"
+    return line[:220]
 
 
 def tail(path: Path, lines: int = 60) -> str:

@@ -29,13 +29,14 @@ def predictions(spark, rows):
                                  "none_score double, is_detection boolean")
 
 
-def test_user_brand_daily_counts_detections_and_applies_the_rule(spark):
+def test_user_brand_daily_applies_the_user_day_rule(spark):
     preds = predictions(spark, [
         ("c1", "u1", 3, 3000, 0.9, "keyframes", "Brewhaus", 0.95, 0.01, True),
         ("c1", "u1", 4, 4000, 0.9, "keyframes", "Brewhaus", 0.85, 0.02, True),
-        ("c2", "u1", 1, 1000, 0.9, "keyframes", "Brewhaus", 0.70, 0.20, True),   # below min_score
-        ("c2", "u1", 2, 2000, 0.9, "keyframes", "Moonbean", 0.65, 0.30, True),   # one frame only
-        ("c3", "u2", 0, 0, 0.5, "keyframes", "Moonbean", 0.40, 0.55, False),     # not a detection
+        ("c2", "u1", 1, 1000, 0.9, "keyframes", "Brewhaus", 0.82, 0.10, True),
+        ("c2", "u1", 2, 2000, 0.9, "keyframes", "Brewhaus", 0.70, 0.20, True),   # below min_score
+        ("c2", "u1", 5, 5000, 0.9, "keyframes", "Moonbean", 0.90, 0.05, True),   # one frame only
+        ("c3", "u2", 0, 0, 0.5, "keyframes", "Moonbean", 0.40, 0.55, False),     # below min_score
         ("c4", None, 0, 0, 0.5, "keyframes", "Moonbean", 0.99, 0.00, True),      # no user: not attributed
     ])
     daily = build_user_brand_daily(build_frame_predictions(preds, PROVENANCE), min_frames=2, min_score=0.8)
@@ -44,8 +45,8 @@ def test_user_brand_daily_counts_detections_and_applies_the_rule(spark):
     expected = spark.createDataFrame([
         Row(user_id="u1", brand="Brewhaus", frames=3, calls=2, max_score=0.95, first_seen_call_id="c1",
             first_seen_ts_ms=3000, last_seen_call_id="c2", last_seen_ts_ms=1000, confirmed=True, run_id="r1"),
-        Row(user_id="u1", brand="Moonbean", frames=1, calls=1, max_score=0.65, first_seen_call_id="c2",
-            first_seen_ts_ms=2000, last_seen_call_id="c2", last_seen_ts_ms=2000, confirmed=False, run_id="r1"),
+        Row(user_id="u1", brand="Moonbean", frames=1, calls=1, max_score=0.90, first_seen_call_id="c2",
+            first_seen_ts_ms=5000, last_seen_call_id="c2", last_seen_ts_ms=5000, confirmed=False, run_id="r1"),
     ], got.schema)
     assertDataFrameEqual(got, expected)
 

@@ -1,0 +1,160 @@
+"""Threshold calibration with binomial (Clopper-Pearson) bounds, and the user-day rule.
+
+Conventions: a frame "passes" / "is detected" when score >= threshold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import beta
+
+
+def binomial_lower_bound(successes: int, trials: int, confidence: float = 0.95) -> float:
+    """One-sided Clopper-Pearson lower bound on a success rate (0 when no successes)."""
+    if trials <= 0 or successes <= 0:
+        return 0.0
+    return float(beta.ppf(1.0 - confidence, successes, trials - successes + 1))
+
+
+def prefilter_threshold_for_recall(scores, labels, target_recall: float = 0.99,
+                                   confidence: float = 0.95) -> dict:
+    """Highest threshold whose recall lower bound on the positives is >= target_recall.
+
+    scores: (N,) prefilter probabilities; labels: (N,) bool/0-1 (positive = cup).
+    If no threshold achieves the bound (too few positives), returns the threshold that
+    keeps every positive with achieved=False.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels).astype(bool)
+    pos = np.sort(scores[labels])[::-1]
+    n = len(pos)
+    if n == 0:
+        raise ValueError("no positives to calibrate recall on")
+    achieved = False
+    threshold = float(pos[-1])
+    for k in range(1, n + 1):  # keep the top-k positives: threshold = k-th highest score
+        if binomial_lower_bound(k, n, confidence) >= target_recall:
+            threshold, achieved = float(pos[k - 1]), True
+            break
+    kept = int((pos >= threshold).sum())
+    return {
+        "threshold": threshold,
+        "recall": kept / n,
+        "recall_lower_bound": binomial_lower_bound(kept, n, confidence),
+        "pass_rate": float((scores >= threshold).mean()),
+        "achieved": achieved,
+        "n_positives": n,
+        "target_recall": target_recall,
+        "confidence": confidence,
+    }
+
+
+def heavy_predictions(probs) -> tuple[np.ndarray, np.ndarray]:
+    """(N, C+1) probabilities -> (best class index in 1..C, its probability)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    idx = probs[:, 1:].argmax(axis=1) + 1
+    return idx, probs[np.arange(len(probs)), idx]
+
+
+def heavy_threshold_for_precision(probs, true_idx, target_precision: float = 0.99,
+                                  confidence: float | None = None) -> dict:
+    """Frame-level threshold on the best brand probability for precision >= target.
+
+    probs: (N, C+1) softmax (col 0 = none); true_idx: (N,) 0 = none, 1..C = brand.
+    A frame is a detection of argmax_{1..C} when that probability >= threshold; it is
+    correct when the brand equals true_idx. Picks the lowest threshold (highest recall)
+    whose precision (its Clopper-Pearson lower bound when `confidence` is given) meets
+    the target; achieved=False and threshold just above the top score if none does.
+    """
+    true_idx = np.asarray(true_idx).astype(int)
+    pred, score = heavy_predictions(probs)
+    order = np.argsort(-score, kind="stable")
+    s, correct = score[order], (pred[order] == true_idx[order])
+    n_true = int((true_idx > 0).sum())
+    tp = np.cumsum(correct)
+    best = None
+    for k in range(1, len(s) + 1):
+        if k < len(s) and s[k] == s[k - 1]:
+            continue  # only cut between distinct scores
+        prec = tp[k - 1] / k
+        stat = prec if confidence is None else binomial_lower_bound(int(tp[k - 1]), k, confidence)
+        if stat >= target_precision:
+            best = k
+    if best is None:
+        top = float(s[0]) if len(s) else 1.0
+        return {"threshold": float(np.nextafter(top, np.inf)), "precision": float("nan"),
+                "recall": 0.0, "achieved": False, "n_detections": 0}
+    return {
+        "threshold": float(s[best - 1]),
+        "precision": float(tp[best - 1] / best),
+        "recall": float(tp[best - 1] / n_true) if n_true else float("nan"),
+        "achieved": True,
+        "n_detections": int(best),
+    }
+
+
+def _group_cols(frames: pd.DataFrame) -> list[str]:
+    return ["user_id", "day"] if "day" in frames.columns else ["user_id"]
+
+
+def apply_aggregation(frames: pd.DataFrame, rule: dict) -> pd.DataFrame:
+    """User-day detections under rule {"min_frames": k, "min_score": s}.
+
+    frames: one row per sampled frame with columns user_id, [day], pred_brand (str or
+    None/NaN when no brand was predicted, e.g. the prefilter rejected it), score.
+    Returns one row per detected (user_id, [day], brand) with n_frames and max_score.
+    """
+    keys = _group_cols(frames)
+    hits = frames[frames["pred_brand"].notna() & (frames["score"] >= rule["min_score"])]
+    g = hits.groupby(keys + ["pred_brand"])["score"].agg(n_frames="size", max_score="max")
+    g = g[g["n_frames"] >= rule["min_frames"]].reset_index()
+    return g.rename(columns={"pred_brand": "brand"})
+
+
+def _truth(frames: pd.DataFrame) -> set:
+    keys = _group_cols(frames)
+    t = frames[frames["true_brand"].notna()]
+    return set(map(tuple, t[keys + ["true_brand"]].itertuples(index=False, name=None)))
+
+
+def choose_aggregation(frames: pd.DataFrame, target_precision: float = 0.99,
+                       min_scores=None, max_frames: int = 5) -> dict:
+    """Pick the user-day rule: the smallest k in 1..max_frames reaching the precision target.
+
+    frames: pandas DataFrame, one row per sampled calibration frame (ALL frames of each
+    user-day, including those the prefilter rejected) with columns
+      user_id     - the user (use call_id when there is no user),
+      day         - optional; user-day = (user_id, day), else user_id alone,
+      true_brand  - the brand visible in the frame, or None,
+      pred_brand  - the heavy model's best brand, or None if not run / rejected,
+      score       - that brand's probability (ignored when pred_brand is None).
+    Truth: a user-day has brand b when any of its frames truly shows b. A rule detects
+    (user-day, b) when >= k frames were predicted b with score >= s. For each k the
+    candidate s with the best recall (among those meeting precision) is kept.
+    Returns {min_frames, min_score, precision, recall, achieved, n_positive_user_days,
+    n_detections}; if nothing meets the target: the most precise rule, achieved=False.
+    """
+    truth = _truth(frames)
+    if min_scores is None:
+        min_scores = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
+    keys = _group_cols(frames)
+    results = []
+    for k in range(1, max_frames + 1):
+        for s in sorted(set(float(x) for x in min_scores)):
+            det = apply_aggregation(frames, {"min_frames": k, "min_score": s})
+            dset = set(map(tuple, det[keys + ["brand"]].itertuples(index=False, name=None)))
+            tp = len(dset & truth)
+            prec = tp / len(dset) if dset else float("nan")
+            rec = tp / len(truth) if truth else float("nan")
+            results.append({"min_frames": k, "min_score": s, "precision": prec, "recall": rec,
+                            "n_positive_user_days": len(truth), "n_detections": len(dset)})
+    for k in range(1, max_frames + 1):
+        ok = [r for r in results if r["min_frames"] == k and r["n_detections"] > 0
+              and r["precision"] >= target_precision]
+        if ok:
+            best = max(ok, key=lambda r: (r["recall"], -r["min_score"]))
+            return {**best, "achieved": True}
+    scored = [r for r in results if r["n_detections"] > 0] or results
+    best = max(scored, key=lambda r: (np.nan_to_num(r["precision"]), r["recall"]))
+    return {**best, "achieved": False}

@@ -1,0 +1,86 @@
+"""The one preprocessing path shared by training and inference.
+
+JPEG bytes -> decode (with a fast downscaled JPEG draft) -> bilinear resize to
+exactly the model's input size -> uint8 NHWC -> normalised float NCHW tensor.
+Training decodes once with `decode_batch` and calls `to_tensor` per batch;
+inference calls `prepare`. Both go through the same functions.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Model input: size in pixels and per-channel mean/std on the [0, 1] scale."""
+
+    width: int
+    height: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "InputSpec":
+        return cls(
+            width=int(d["width"]),
+            height=int(d["height"]),
+            mean=tuple(float(x) for x in d.get("mean", IMAGENET_MEAN)),
+            std=tuple(float(x) for x in d.get("std", IMAGENET_STD)),
+        )
+
+
+def decode_jpeg(data: bytes, draft_size: tuple[int, int] | None = None) -> np.ndarray:
+    """JPEG bytes -> HxWx3 uint8 RGB.
+
+    With `draft_size=(w, h)` libjpeg decodes at the smallest 1/2, 1/4 or 1/8
+    scale that is still at least that size (much faster than a full decode).
+    """
+    with Image.open(io.BytesIO(data)) as im:
+        if draft_size is not None and im.format == "JPEG":
+            im.draft("RGB", draft_size)
+        return np.asarray(im.convert("RGB"))
+
+
+def resize(img: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """HxWx3 uint8 -> spec.height x spec.width x 3 uint8 (Pillow BILINEAR)."""
+    if img.shape[0] == spec.height and img.shape[1] == spec.width:
+        return np.ascontiguousarray(img)
+    im = Image.fromarray(img).resize((spec.width, spec.height), Image.BILINEAR)
+    return np.asarray(im)
+
+
+def decode_batch(jpegs: list[bytes], spec: InputSpec) -> np.ndarray:
+    """Decode + resize many JPEGs -> NxHxWx3 uint8 at model resolution."""
+    out = np.empty((len(jpegs), spec.height, spec.width, 3), dtype=np.uint8)
+    for i, data in enumerate(jpegs):
+        out[i] = resize(decode_jpeg(data, (spec.width, spec.height)), spec)
+    return out
+
+
+def to_tensor(batch_uint8: np.ndarray, spec: InputSpec) -> torch.Tensor:
+    """NxHxWx3 uint8 -> N x 3 x H x W float32, (x/255 - mean) / std."""
+    if batch_uint8.ndim == 3:
+        batch_uint8 = batch_uint8[None]
+    x = torch.from_numpy(np.ascontiguousarray(batch_uint8)).permute(0, 3, 1, 2).float()
+    mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+    return ((x - mean) / std).contiguous()
+
+
+def prepare(jpegs: list[bytes], spec: InputSpec) -> torch.Tensor:
+    """JPEG bytes -> model-ready NCHW tensor (decode + resize + to_tensor)."""
+    return to_tensor(decode_batch(jpegs, spec), spec)

@@ -1,0 +1,346 @@
+"""Training of the prefilter and heavy models from labelled frames, then calibration
+and registration.
+
+`frames` is a pandas DataFrame with columns jpeg (bytes, 640x360 JPEG), label (class
+name or None), call_id, ts_ms, background; calibration frames may add user_id and day.
+JPEGs are decoded once per model resolution (models.preprocess.decode_batch) and
+augmented as uint8 arrays. Seeds are fixed; torch's thread count is the caller's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from models.calibration import (choose_aggregation, heavy_predictions,
+                                heavy_threshold_for_precision, prefilter_threshold_for_recall)
+from models.flops import count_flops
+from models.heavy import DEFAULT_INPUT as HEAVY_INPUT
+from models.heavy import MobileNetLike
+from models.prefilter import DEFAULT_INPUT as PREFILTER_INPUT
+from models.prefilter import PrefilterCNN
+from models.preprocess import InputSpec, decode_batch, to_tensor
+
+Progress = Callable[[str], None] | None
+
+
+def default_prefilter_input() -> InputSpec:
+    return InputSpec(*PREFILTER_INPUT)
+
+
+def default_heavy_input() -> InputSpec:
+    return InputSpec(*HEAVY_INPUT)
+
+
+def _has_label(labels) -> np.ndarray:
+    return np.array([lab is not None and not (isinstance(lab, float) and math.isnan(lab))
+                     and lab != "" for lab in labels], dtype=bool)
+
+
+def augment(batch: np.ndarray, rng: np.random.Generator, max_shift: float = 0.1) -> np.ndarray:
+    """Random h-flip, translation (reflect-pad + crop) and brightness/contrast on NxHxWx3 uint8."""
+    n, h, w, _ = batch.shape
+    out = batch.copy()
+    flip = rng.random(n) < 0.5
+    out[flip] = out[flip, :, ::-1]
+    ph, pw = max(1, int(h * max_shift)), max(1, int(w * max_shift))
+    padded = np.pad(out, ((0, 0), (ph, ph), (pw, pw), (0, 0)), mode="reflect")
+    dy = rng.integers(0, 2 * ph + 1, n)
+    dx = rng.integers(0, 2 * pw + 1, n)
+    for i in range(n):
+        out[i] = padded[i, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+    x = out.astype(np.float32)
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    contrast = rng.uniform(0.7, 1.3, (n, 1, 1, 1)).astype(np.float32)
+    bright = rng.uniform(-25, 25, (n, 1, 1, 1)).astype(np.float32)
+    x = (x - mean) * contrast + mean + bright
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def _run_epochs(model: nn.Module, images: np.ndarray, targets: torch.Tensor, spec: InputSpec,
+                epoch_indices: Callable[[int, np.random.Generator], np.ndarray],
+                loss_fn: Callable, *, epochs: int, batch_size: int, lr: float,
+                weight_decay: float, seed: int, name: str, progress: Progress) -> list[dict]:
+    """Generic AdamW + one-cycle loop over uint8 images with augmentation."""
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(epoch_indices(-1, np.random.default_rng(0))) / batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, epochs=epochs,
+                                                steps_per_epoch=steps_per_epoch, pct_start=0.2)
+    # channels_last makes depthwise-conv backward several times faster on CPU
+    model.to(memory_format=torch.channels_last)
+    history = []
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        model.train()
+        idx = epoch_indices(epoch, rng)
+        idx = idx[rng.permutation(len(idx))]
+        total, count, correct = 0.0, 0, 0
+        for step in range(steps_per_epoch):
+            b = idx[step * batch_size:(step + 1) * batch_size]
+            if len(b) < 2:  # BatchNorm needs 2+ samples
+                continue
+            x = to_tensor(augment(images[b], rng), spec).contiguous(memory_format=torch.channels_last)
+            y = targets[b]
+            out = model(x)
+            loss = loss_fn(out, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(b)
+            count += len(b)
+            with torch.no_grad():
+                pred = (out > 0).float() if out.ndim == 1 else out.argmax(1)
+                correct += int((pred == y).sum())
+        rec = {"epoch": epoch + 1, "loss": total / max(count, 1),
+               "train_acc": correct / max(count, 1), "seconds": time.perf_counter() - t0}
+        history.append(rec)
+        if progress:
+            progress(f"[{name}] epoch {rec['epoch']}/{epochs} loss={rec['loss']:.4f} "
+                     f"acc={rec['train_acc']:.3f} {rec['seconds']:.1f}s")
+    model.to(memory_format=torch.contiguous_format)
+    model.eval()
+    return history
+
+
+def train_prefilter(frames: pd.DataFrame, *, epochs: int = 15, seed: int = 0, batch_size: int = 64,
+                    lr: float = 5e-3, weight_decay: float = 1e-4, pos_fraction: float = 0.4,
+                    pos_weight: float = 2.0, input_spec: InputSpec | None = None,
+                    arch_kwargs: dict | None = None, images: np.ndarray | None = None,
+                    progress: Progress = print) -> tuple[PrefilterCNN, list[dict]]:
+    """Binary cup/no-cup model (target: label is not None).
+
+    Positives are oversampled to `pos_fraction` of each epoch and weighted by
+    `pos_weight` in the BCE loss (recall first). `images` = decode_batch(frames.jpeg)
+    at `input_spec` if already decoded.
+    """
+    spec = input_spec or default_prefilter_input()
+    torch.manual_seed(seed)
+    model = PrefilterCNN(**(arch_kwargs or {}))
+    if images is None:
+        images = decode_batch(list(frames["jpeg"]), spec)
+    y = _has_label(frames["label"])
+    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+    if len(pos) == 0 or len(neg) == 0:
+        raise ValueError("prefilter training needs both positive and negative frames")
+    n = len(y)
+    n_pos = int(round(n * pos_fraction))
+
+    def epoch_indices(epoch, rng):
+        return np.concatenate([rng.choice(pos, n_pos, replace=n_pos > len(pos)),
+                               rng.choice(neg, n - n_pos, replace=n - n_pos > len(neg))])
+
+    crit = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight))
+    history = _run_epochs(model, images, torch.from_numpy(y.astype(np.float32)), spec,
+                          epoch_indices, crit, epochs=epochs, batch_size=batch_size, lr=lr,
+                          weight_decay=weight_decay, seed=seed, name="prefilter",
+                          progress=progress)
+    return model, history
+
+
+def predict_images(model: nn.Module, images: np.ndarray, spec: InputSpec,
+                   batch_size: int = 128) -> np.ndarray:
+    """Eval-mode outputs on decoded uint8 images: sigmoid (N,) or softmax (N, K)."""
+    model.eval()
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, len(images), batch_size):
+            out = model(to_tensor(images[i:i + batch_size], spec))
+            outs.append(torch.sigmoid(out) if out.ndim == 1 else torch.softmax(out, 1))
+    if not outs:
+        return np.zeros((0,), np.float32)
+    return torch.cat(outs).numpy()
+
+
+def class_targets(labels, class_names: list[str]) -> np.ndarray:
+    """Labels -> indices: 0 = none (None or a label not in class_names), 1..C = class."""
+    lookup = {c: i + 1 for i, c in enumerate(class_names)}
+    return np.array([lookup.get(lab, 0) if isinstance(lab, str) else 0 for lab in labels],
+                    dtype=np.int64)
+
+
+def train_heavy(frames: pd.DataFrame, class_names: list[str], *, epochs: int = 8, seed: int = 0,
+                batch_size: int = 48, lr: float = 5e-3, weight_decay: float = 4e-5,
+                width_mult: float = 0.5, arch_kwargs: dict | None = None,
+                neg_ratio: float = 1.0, hard_fraction: float = 0.5,
+                prefilter_scores: np.ndarray | None = None, prefilter=None,
+                input_spec: InputSpec | None = None, images: np.ndarray | None = None,
+                progress: Progress = print) -> tuple[MobileNetLike, list[dict]]:
+    """Cross-entropy over none + class_names.
+
+    Each epoch: every class frame plus `neg_ratio` x as many negatives, of which
+    `hard_fraction` are the hard negatives (highest prefilter scores, from
+    `prefilter_scores` or a LoadedModel `prefilter`) and the rest a fresh random draw.
+    """
+    spec = input_spec or default_heavy_input()
+    torch.manual_seed(seed)
+    kwargs = {"num_classes": len(class_names), "width_mult": width_mult, **(arch_kwargs or {})}
+    model = MobileNetLike(**kwargs)
+    if images is None:
+        images = decode_batch(list(frames["jpeg"]), spec)
+    y = class_targets(frames["label"], class_names)
+    pos, neg = np.flatnonzero(y > 0), np.flatnonzero(y == 0)
+    if len(pos) == 0:
+        raise ValueError("heavy training needs frames of at least one class")
+    if prefilter_scores is None and prefilter is not None:
+        prefilter_scores = prefilter.predict_jpegs(list(frames["jpeg"]))
+    n_neg = min(len(neg), int(round(neg_ratio * len(pos))))
+    n_hard = int(round(n_neg * hard_fraction)) if prefilter_scores is not None else 0
+    hard = neg[np.argsort(-np.asarray(prefilter_scores)[neg], kind="stable")[:n_hard]] \
+        if n_hard else np.zeros(0, np.int64)
+    rest = np.setdiff1d(neg, hard)
+
+    def epoch_indices(epoch, rng):
+        return np.concatenate([pos, hard, rng.choice(rest, min(len(rest), n_neg - n_hard),
+                                                     replace=False)]).astype(np.int64)
+
+    history = _run_epochs(model, images, torch.from_numpy(y), spec, epoch_indices,
+                          nn.CrossEntropyLoss(), epochs=epochs, batch_size=batch_size, lr=lr,
+                          weight_decay=weight_decay, seed=seed, name="heavy", progress=progress)
+    model.arch_kwargs = kwargs  # for registration
+    return model, history
+
+
+def roc_auc(scores, labels) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties averaged)."""
+    scores, labels = np.asarray(scores, float), np.asarray(labels, bool)
+    n_pos, n_neg = labels.sum(), (~labels).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = pd.Series(scores).rank().to_numpy()
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
+                     class_names: list[str], registry, *, training_dates: list,
+                     seed: int = 0, prefilter_epochs: int = 15, heavy_epochs: int = 8,
+                     target_recall: float = 0.99, target_precision: float = 0.99,
+                     confidence: float = 0.95, heavy_width_mult: float = 0.5,
+                     alias: str | None = "production", progress: Progress = print) -> dict:
+    """Train both models, calibrate on calib_frames, register both and set `alias`.
+
+    Prefilter threshold: highest with recall lower bound >= target_recall on calib.
+    Heavy: frame threshold for target_precision on calib frames that pass the prefilter,
+    and the user-day rule (choose_aggregation) over all calib frames grouped by
+    user_id (call_id when absent) and day (when present).
+    """
+    t_start = time.perf_counter()
+    class_names = [str(c) for c in class_names]
+    say = progress or (lambda _m: None)
+    p_spec, h_spec = default_prefilter_input(), default_heavy_input()
+
+    t0 = time.perf_counter()
+    tr_p = decode_batch(list(train_frames["jpeg"]), p_spec)
+    tr_h = decode_batch(list(train_frames["jpeg"]), h_spec)
+    ca_p = decode_batch(list(calib_frames["jpeg"]), p_spec)
+    decode_s = time.perf_counter() - t0
+    say(f"decoded {len(train_frames)} train + {len(calib_frames)} calib frames in {decode_s:.1f}s")
+
+    # -- prefilter ---------------------------------------------------------------
+    t0 = time.perf_counter()
+    pf, pf_hist = train_prefilter(train_frames, epochs=prefilter_epochs, seed=seed,
+                                  input_spec=p_spec, images=tr_p, progress=progress)
+    pf_train_s = time.perf_counter() - t0
+    calib_pos = _has_label(calib_frames["label"])
+    pf_calib = predict_images(pf, ca_p, p_spec)
+    pf_cal = prefilter_threshold_for_recall(pf_calib, calib_pos, target_recall, confidence)
+    say(f"prefilter threshold {pf_cal['threshold']:.4f} recall {pf_cal['recall']:.4f} "
+        f"(lower bound {pf_cal['recall_lower_bound']:.4f}) pass rate {pf_cal['pass_rate']:.3f}")
+
+    # -- heavy -------------------------------------------------------------------
+    t0 = time.perf_counter()
+    pf_train = predict_images(pf, tr_p, p_spec)
+    hv, hv_hist = train_heavy(train_frames, class_names, epochs=heavy_epochs, seed=seed,
+                              width_mult=heavy_width_mult, prefilter_scores=pf_train,
+                              input_spec=h_spec, images=tr_h, progress=progress)
+    hv_train_s = time.perf_counter() - t0
+    del tr_h
+
+    passing = pf_calib >= pf_cal["threshold"]
+    true_idx = class_targets(calib_frames["label"], class_names)
+    probs = np.zeros((len(calib_frames), len(class_names) + 1), np.float32)
+    if passing.any():
+        ca_h = decode_batch(list(calib_frames["jpeg"][passing]), h_spec)
+        probs[passing] = predict_images(hv, ca_h, h_spec)
+    hv_cal = heavy_threshold_for_precision(probs[passing], true_idx[passing], target_precision)
+    pred_idx, score = heavy_predictions(probs)
+    users = calib_frames["user_id"] if "user_id" in calib_frames.columns else calib_frames["call_id"]
+    agg_in = pd.DataFrame({
+        "user_id": users.to_numpy(),
+        "true_brand": [class_names[i - 1] if i > 0 else None for i in true_idx],
+        "pred_brand": [class_names[i - 1] if ok else None for i, ok in zip(pred_idx, passing)],
+        "score": score,
+    })
+    if "day" in calib_frames.columns:
+        agg_in["day"] = calib_frames["day"].to_numpy()
+    grid = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
+    if hv_cal["achieved"]:
+        grid.append(hv_cal["threshold"])
+    agg = choose_aggregation(agg_in, target_precision, min_scores=grid)
+    say(f"heavy frame threshold {hv_cal['threshold']:.4f} (precision {hv_cal['precision']:.4f}, "
+        f"recall {hv_cal['recall']:.4f}); user-day rule k={agg['min_frames']} "
+        f"s={agg['min_score']:.3f} precision {agg['precision']:.4f} recall {agg['recall']:.4f}")
+
+    pos_pass = passing & (true_idx > 0)
+    brand_acc = float((pred_idx[pos_pass] == true_idx[pos_pass]).mean()) if pos_pass.any() else float("nan")
+    pf_flops = count_flops(pf, (3, p_spec.height, p_spec.width))
+    hv_flops = count_flops(hv, (3, h_spec.height, h_spec.width))
+    common = {"training_dates": list(map(str, training_dates)),
+              "n_train_frames": len(train_frames), "n_calib_frames": len(calib_frames)}
+
+    pf_spec = {
+        "arch": "prefilter_cnn", "arch_kwargs": {}, "input": p_spec.to_dict(),
+        "class_names": ["cup"], "threshold": pf_cal["threshold"], "flops_per_frame": pf_flops,
+        "training_dates": common["training_dates"],
+        "metrics": {**{f"calib_{k}": v for k, v in pf_cal.items()},
+                    "calib_auc": roc_auc(pf_calib, calib_pos),
+                    "train_history": pf_hist, "train_seconds": pf_train_s, "seed": seed, **common},
+    }
+    hv_spec = {
+        "arch": "mobilenet_like", "arch_kwargs": hv.arch_kwargs, "input": h_spec.to_dict(),
+        "class_names": class_names, "threshold": hv_cal["threshold"],
+        "aggregation": {"min_frames": int(agg["min_frames"]), "min_score": float(agg["min_score"])},
+        "flops_per_frame": hv_flops, "training_dates": common["training_dates"],
+        "metrics": {**{f"calib_frame_{k}": v for k, v in hv_cal.items()},
+                    **{f"calib_userday_{k}": v for k, v in agg.items()},
+                    "calib_brand_accuracy_on_passing_positives": brand_acc,
+                    "train_history": hv_hist, "train_seconds": hv_train_s, "seed": seed, **common},
+    }
+    pf_version = registry.register("prefilter", pf, _jsonable(pf_spec))
+    hv_version = registry.register("heavy", hv, _jsonable(hv_spec))
+    if alias:
+        registry.set_alias("prefilter", alias, pf_version)
+        registry.set_alias("heavy", alias, hv_version)
+    total = time.perf_counter() - t_start
+    say(f"registered prefilter {pf_version}, heavy {hv_version} in {total:.1f}s total")
+    return {
+        "prefilter_version": pf_version, "heavy_version": hv_version, "alias": alias,
+        "prefilter_threshold": pf_cal["threshold"], "heavy_threshold": hv_cal["threshold"],
+        "aggregation": hv_spec["aggregation"],
+        "prefilter_metrics": pf_spec["metrics"], "heavy_metrics": hv_spec["metrics"],
+        "flops": {"prefilter": pf_flops, "heavy": hv_flops},
+        "seconds": {"decode": decode_s, "prefilter_train": pf_train_s,
+                    "heavy_train": hv_train_s, "total": total},
+    }
+
+
+def _jsonable(obj):
+    """Make numpy scalars / NaN JSON-safe (NaN -> None)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        return None if math.isnan(float(obj)) else float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj

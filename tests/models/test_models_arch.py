@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from _models_testutil import frames_df
+from models.flops import count_flops
+from models.heavy import MobileNetLike
+from models.prefilter import PrefilterCNN
+from models.preprocess import InputSpec, prepare
+
+
+def test_flops_budgets():
+    assert count_flops(PrefilterCNN(), (3, 72, 128)) <= 5e6
+    assert count_flops(MobileNetLike(10), (3, 144, 256)) <= 3e8
+    # hand-checked: a 1x1 conv 3->4 on 2x2 = 2*4*4*3 FLOPs, linear 5->2 = 2*2*5
+    assert count_flops(nn.Conv2d(3, 4, 1, bias=False), (3, 2, 2)) == 96
+    assert count_flops(nn.Linear(5, 2), (1, 5)) == 20
+
+
+def test_output_shapes():
+    assert PrefilterCNN()(torch.zeros(3, 3, 72, 128)).shape == (3,)
+    assert MobileNetLike(7, width_mult=0.35)(torch.zeros(2, 3, 144, 256)).shape == (2, 8)
+
+
+def _overfit(model, x, y, loss_fn, steps=50, lr=1e-2):
+    torch.manual_seed(0)
+    model = model.to(memory_format=torch.channels_last)  # much faster depthwise backward on CPU
+    x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return float(loss.detach())
+
+
+@pytest.mark.slow
+def test_prefilter_overfits_one_batch():
+    torch.manual_seed(0)
+    df = frames_df(8, ["red"], pos_frac=0.5, seed=1)
+    x = prepare(list(df.jpeg), InputSpec(128, 72))
+    y = torch.tensor(df.label.notna().to_numpy(), dtype=torch.float32)
+    assert _overfit(PrefilterCNN(), x, y, nn.BCEWithLogitsLoss()) < 0.05
+
+
+@pytest.mark.slow
+def test_heavy_overfits_one_batch():
+    torch.manual_seed(0)
+    df = frames_df(8, ["red", "blue", "green"], pos_frac=0.75, seed=2)
+    x = prepare(list(df.jpeg), InputSpec(256, 144))
+    lookup = {"red": 1, "blue": 2, "green": 3}
+    y = torch.tensor([lookup.get(lab, 0) for lab in df.label])
+    assert _overfit(MobileNetLike(3, width_mult=0.35), x, y, nn.CrossEntropyLoss(), lr=3e-3) < 0.1
+
+
+@pytest.mark.slow
+def test_two_epochs_lower_the_loss():
+    from models.train import train_prefilter
+
+    df = frames_df(192, ["red", "blue"], pos_frac=0.3, seed=3)
+    _, hist = train_prefilter(df, epochs=2, seed=0, batch_size=32, progress=None)
+    assert len(hist) == 2 and hist[1]["loss"] < hist[0]["loss"]
+    assert all(h["seconds"] >= 0 for h in hist)

@@ -1,0 +1,66 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.calibration import (apply_aggregation, binomial_lower_bound, choose_aggregation,
+                                heavy_threshold_for_precision, prefilter_threshold_for_recall)
+
+
+def test_binomial_lower_bound():
+    assert binomial_lower_bound(0, 10) == 0.0
+    assert binomial_lower_bound(10, 10, 0.95) == pytest.approx(0.05 ** (1 / 10))
+    assert binomial_lower_bound(299, 299, 0.95) >= 0.99 > binomial_lower_bound(298, 298, 0.95)
+    assert binomial_lower_bound(50, 100) < 0.5
+
+
+def test_prefilter_threshold_meets_its_bound():
+    rng = np.random.default_rng(0)
+    pos, neg = rng.beta(5, 2, 2000), rng.beta(2, 5, 8000)
+    scores = np.r_[pos, neg]
+    labels = np.r_[np.ones(2000, bool), np.zeros(8000, bool)]
+    r = prefilter_threshold_for_recall(scores, labels, target_recall=0.99, confidence=0.95)
+    assert r["achieved"] and r["recall_lower_bound"] >= 0.99 and r["recall"] >= 0.99
+    assert 0 < r["pass_rate"] < 1
+    # the highest such threshold: one positive more cut would break the bound
+    assert r["threshold"] > 0
+    fresh = rng.beta(5, 2, 200_000)
+    assert (fresh >= r["threshold"]).mean() >= 0.99
+
+
+def test_prefilter_threshold_not_achievable_keeps_all_positives():
+    scores = np.array([0.9, 0.8, 0.3, 0.1, 0.05])
+    labels = np.array([1, 1, 1, 0, 0])
+    r = prefilter_threshold_for_recall(scores, labels, 0.99)
+    assert not r["achieved"] and r["threshold"] == 0.3 and r["recall"] == 1.0
+
+
+def test_heavy_threshold_for_precision():
+    rng = np.random.default_rng(1)
+    n = 4000
+    true = rng.integers(0, 4, n)
+    logits = rng.normal(0, 1, (n, 4))
+    logits[np.arange(n), true] += 3.0
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    r = heavy_threshold_for_precision(probs, true, target_precision=0.99)
+    assert r["achieved"] and r["precision"] >= 0.99 and 0 < r["recall"] < 1
+    pred = probs[:, 1:].argmax(1) + 1
+    score = probs[np.arange(n), pred]
+    det = score >= r["threshold"]
+    assert (pred[det] == true[det]).mean() >= 0.99
+
+
+def test_choose_aggregation_prefers_smallest_k_meeting_precision():
+    rows = []
+    # 20 users truly with brand "a": 3 confident frames each
+    for u in range(20):
+        rows += [{"user_id": f"t{u}", "true_brand": "a", "pred_brand": "a", "score": 0.97}] * 3
+    # 10 users without a brand: one spurious confident frame each
+    for u in range(10):
+        rows += [{"user_id": f"f{u}", "true_brand": None, "pred_brand": "a", "score": 0.97},
+                 {"user_id": f"f{u}", "true_brand": None, "pred_brand": None, "score": 0.0}]
+    frames = pd.DataFrame(rows)
+    rule = choose_aggregation(frames, target_precision=0.99, min_scores=[0.5, 0.9])
+    assert rule["achieved"] and rule["min_frames"] == 2
+    assert rule["precision"] == 1.0 and rule["recall"] == 1.0
+    det = apply_aggregation(frames, rule)
+    assert set(det.user_id) == {f"t{u}" for u in range(20)}

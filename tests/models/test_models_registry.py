@@ -1,0 +1,172 @@
+import io
+import os
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from _models_testutil import frame
+from models.heavy import MobileNetLike
+from models.prefilter import PrefilterCNN
+from models.preprocess import InputSpec
+from models.registry import ModelRegistry
+from percolate.storage import LocalStore
+
+BRANDS = ["alpha", "beta", "gamma"]
+
+
+def _jpegs(n=5, seed=0):
+    rng = np.random.default_rng(seed)
+    return [frame(rng, "red" if i % 2 else None) for i in range(n)]
+
+
+def _heavy_spec(**extra):
+    return {"arch": "mobilenet_like", "arch_kwargs": {"num_classes": 3, "width_mult": 0.35},
+            "input": InputSpec(256, 144).to_dict(), "class_names": BRANDS, "threshold": 0.9,
+            "aggregation": {"min_frames": 2, "min_score": 0.9}, **extra}
+
+
+@pytest.fixture
+def registry(tmp_path):
+    return ModelRegistry(LocalStore(tmp_path / "store"))
+
+
+def test_round_trip_aliases_and_identical_predictions(registry):
+    torch.manual_seed(0)
+    pf = PrefilterCNN().eval()
+    pf_spec = {"arch": "prefilter_cnn", "arch_kwargs": {}, "input": InputSpec(128, 72).to_dict(),
+               "class_names": ["cup"], "threshold": 0.2, "training_dates": ["2024-01-01"]}
+    v1 = registry.register("prefilter", pf, pf_spec)
+    v2 = registry.register("prefilter", pf, pf_spec)
+    assert (v1, v2) == ("v0001", "v0002")
+    registry.set_alias("prefilter", "production", v1)
+    registry.set_alias("prefilter", "challenger", v2)
+    assert registry.resolve("prefilter", "production") == "v0001"
+    assert registry.resolve("prefilter", "v0002") == "v0002"
+    assert [s["aliases"] for s in registry.list("prefilter")] == [["production"], ["challenger"]]
+    with pytest.raises(KeyError):
+        registry.set_alias("prefilter", "production", "v0009")
+    with pytest.raises(KeyError):
+        registry.resolve("heavy", "production")
+
+    hv = MobileNetLike(3, width_mult=0.35).eval()
+    hv_version = registry.register("heavy", hv, _heavy_spec())
+    registry.set_alias("heavy", "production", hv_version)
+
+    jpegs = _jpegs()
+    threads = torch.get_num_threads()
+    lp = registry.load("prefilter")
+    lh = registry.load("heavy", "production")
+    assert torch.get_num_threads() == threads
+    assert (lp.role, lp.version, lp.threshold, lp.class_names) == ("prefilter", "v0001", 0.2, ["cup"])
+    assert lh.class_names == BRANDS and lh.input == InputSpec(256, 144)
+    assert not lp.module.training and not lh.module.training
+
+    from models.preprocess import prepare
+    with torch.inference_mode():
+        want_p = torch.sigmoid(pf(prepare(jpegs, lp.input))).numpy()
+        want_h = torch.softmax(hv(prepare(jpegs, lh.input)), 1).numpy()
+    got_p = lp.predict_jpegs(jpegs, batch_size=2)
+    got_h = lh.predict_jpegs(jpegs)
+    assert got_p.shape == (5,) and got_h.shape == (5, 4)
+    np.testing.assert_array_equal(got_p, want_p)
+    np.testing.assert_allclose(got_h, want_h, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got_h.sum(1), 1, atol=1e-5)
+
+    spec = registry.spec("heavy", "production")
+    for key in ("role", "version", "arch", "arch_kwargs", "input", "class_names", "threshold",
+                "aggregation", "flops_per_frame", "metrics", "training_dates", "code_version",
+                "created_at"):
+        assert key in spec
+    assert spec["flops_per_frame"] > 0
+    store = registry.store
+    assert store.exists("models/heavy/v0001/weights.safetensors")
+    assert store.exists("models/aliases.json")
+
+
+def test_wrong_output_shape_is_refused(registry):
+    spec = _heavy_spec(class_names=["a", "b"])  # model has 3 classes
+    with pytest.raises((ValueError, RuntimeError)):
+        registry.register("heavy", MobileNetLike(3, width_mult=0.35), spec)
+    assert registry.versions("heavy") == []
+
+
+class CatDog(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=4)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).mean(dim=(2, 3)))
+
+
+def test_torchscript_bring_your_own(registry, tmp_path):
+    path = tmp_path / "catdog.pt"
+    torch.jit.script(CatDog().eval()).save(str(path))
+    spec = {"input": InputSpec(96, 64).to_dict(), "class_names": ["cat", "dog"], "threshold": 0.7}
+    version = registry.register("heavy", None, spec, torchscript_path=path)
+    registry.set_alias("heavy", "production", version)
+    loaded = registry.load("heavy")
+    assert loaded.spec["arch"] == "torchscript" and loaded.class_names == ["cat", "dog"]
+    assert registry.store.exists(f"models/heavy/{version}/model.pt")
+    out = loaded.predict_jpegs(_jpegs(4))
+    assert out.shape == (4, 3)
+    np.testing.assert_allclose(out.sum(1), 1, atol=1e-5)
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))  # creates the marker file if ever unpickled
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_malicious_pickles_are_refused_and_never_run(registry, tmp_path):
+    marker = tmp_path / "PWNED"
+    plain = tmp_path / "evil.pt"
+    plain.write_bytes(pickle.dumps(_Payload(str(marker))))
+    zipped = tmp_path / "evil_zip.pth"
+    torch.save({"weights": _Payload(str(marker))}, str(zipped))  # a torch.save zip checkpoint
+    assert zipfile.is_zipfile(zipped) and not marker.exists()
+
+    spec = {"input": InputSpec(64, 64).to_dict(), "class_names": ["cup"]}
+    for path in (plain, zipped):
+        with pytest.raises(ValueError):
+            registry.register("prefilter", None, spec, torchscript_path=path)
+    builtin = {**spec, "arch": "prefilter_cnn", "arch_kwargs": {}}
+    for path in (plain, zipped):
+        with pytest.raises(ValueError):
+            registry.register("prefilter", None, builtin, checkpoint_path=path)
+    assert not marker.exists()
+    assert registry.versions("prefilter") == []
+
+
+def test_tampered_store_file_is_refused_at_load(registry, tmp_path):
+    path = tmp_path / "catdog.pt"
+    torch.jit.script(CatDog().eval()).save(str(path))
+    spec = {"input": InputSpec(96, 64).to_dict(), "class_names": ["cat", "dog"]}
+    version = registry.register("heavy", None, spec, torchscript_path=path)
+    marker = tmp_path / "PWNED2"
+    registry.store.put_bytes(f"models/heavy/{version}/model.pt", pickle.dumps(_Payload(str(marker))))
+    with pytest.raises(ValueError):
+        registry.load("heavy", version)
+    assert not marker.exists()
+
+
+def test_safe_checkpoint_is_accepted(registry, tmp_path):
+    torch.manual_seed(0)
+    pf = PrefilterCNN().eval()
+    path = tmp_path / "pf.pth"
+    torch.save(pf.state_dict(), str(path))
+    spec = {"arch": "prefilter_cnn", "arch_kwargs": {}, "input": InputSpec(128, 72).to_dict(),
+            "class_names": ["cup"]}
+    version = registry.register("prefilter", None, spec, checkpoint_path=path)
+    loaded = registry.load("prefilter", version)
+    for k, v in pf.state_dict().items():
+        assert torch.equal(loaded.module.state_dict()[k], v)
