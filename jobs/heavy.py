@@ -12,13 +12,15 @@ from percolate.config import Settings
 from percolate.metering import job_cpu_seconds
 from percolate.spark import get_spark
 
-KEYS = ["call_id", "user_id", "frame_index", "ts_ms", "prefilter_score", "decode_mode"]
+KEYS = ["call_id", "user_id", "frame_index", "ts_ms", "prefilter_score", "loc_x", "loc_y", "decode_mode"]
 PREDICTIONS_SCHEMA = T.StructType([
     T.StructField("call_id", T.StringType(), False),
     T.StructField("user_id", T.StringType(), True),
     T.StructField("frame_index", T.IntegerType(), False),
     T.StructField("ts_ms", T.LongType(), False),
     T.StructField("prefilter_score", T.DoubleType(), False),
+    T.StructField("loc_x", T.DoubleType(), False),
+    T.StructField("loc_y", T.DoubleType(), False),
     T.StructField("decode_mode", T.StringType(), True),
     T.StructField("label", T.StringType(), False),
     T.StructField("score", T.DoubleType(), False),
@@ -27,8 +29,8 @@ PREDICTIONS_SCHEMA = T.StructType([
 
 
 def survivors(frames: DataFrame, scores: DataFrame) -> DataFrame:
-    """Frames whose prefilter score passed, with that score attached."""
-    passed = scores.where("passed").select("call_id", "frame_index", "prefilter_score")
+    """Frames whose prefilter score passed, with that score and its location attached."""
+    passed = scores.where("passed").select("call_id", "frame_index", "prefilter_score", "loc_x", "loc_y")
     return frames.join(F.broadcast(passed), ["call_id", "frame_index"], "inner")
 
 

@@ -19,11 +19,13 @@ SCORES_SCHEMA = T.StructType([
     T.StructField("frame_index", T.IntegerType(), False),
     T.StructField("ts_ms", T.LongType(), False),
     T.StructField("prefilter_score", T.DoubleType(), False),
+    T.StructField("loc_x", T.DoubleType(), False),
+    T.StructField("loc_y", T.DoubleType(), False),
 ])
 
 
 def score_frames(frames: DataFrame, *, store_uri: str, endpoint_url: str | None, version: str) -> DataFrame:
-    """Frames (with jpeg) -> one score row per frame, pixels dropped."""
+    """Frames (with jpeg) -> one score row per frame with where it peaks, pixels dropped."""
     return frames.mapInPandas(
         lambda it: prefilter_batches(it, store_uri, endpoint_url, version, KEYS), SCORES_SCHEMA
     )

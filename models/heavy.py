@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-DEFAULT_INPUT = (256, 144)  # width, height
+DEFAULT_INPUT = (128, 128)  # width, height of the crop the heavy model sees
+DEFAULT_CROP = 0.5  # crop side as a fraction of frame height, centred on the prefilter's peak
 
 # (expansion t, channels c, repeats n, first stride s): a trimmed MobileNetV2 table.
 DEFAULT_CFG: tuple[tuple[int, int, int, int], ...] = (

@@ -1,4 +1,9 @@
-"""PrefilterCNN: a tiny high-recall "is there a cup?" classifier (1 logit)."""
+"""PrefilterCNN: a tiny high-recall "is there a cup?" detector.
+
+Fully convolutional: a 1x1 head scores every cell of the feature map and the frame's logit
+is the maximum (multiple-instance learning from frame labels). The arg-max cell tells the
+heavy model where to look.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +22,10 @@ def _conv_bn(cin: int, cout: int, k: int, stride: int, groups: int = 1) -> nn.Se
 
 
 class PrefilterCNN(nn.Module):
-    """Stem conv + depthwise-separable blocks, then global avg+max pooling.
+    """Stem conv + depthwise-separable blocks, then a per-cell logit map, max-pooled.
 
     At 128x72 the output stride is 8 (16x9 map) and the receptive field ~39 px,
-    matching cups of ~18-40 px; max pooling lets one small object fire the logit.
-    ~3.6 MFLOPs per frame with the default channels.
+    matching cups of ~18-40 px. ~3.6 MFLOPs per frame with the default channels.
     """
 
     def __init__(self, channels: tuple[int, ...] = (8, 24, 24, 48, 64),
@@ -34,9 +38,21 @@ class PrefilterCNN(nn.Module):
         for cin, cout, s in zip(channels[:-1], channels[1:], strides):
             layers += [_conv_bn(cin, cin, 3, s, groups=cin), _conv_bn(cin, cout, 1, 1)]
         self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(2 * channels[-1], 1)
+        self.head = nn.Conv2d(channels[-1], 1, 1)
+
+    def logit_map(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, h, w) logits, one per feature-map cell."""
+        return self.head(self.features(x)).squeeze(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.features(x)
-        pooled = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)
-        return self.head(pooled).squeeze(1)  # (N,) logits
+        return self.logit_map(x).amax(dim=(1, 2))  # (N,) logits
+
+
+def map_peaks(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, h, w) logit maps -> (N,) peak logits and (N, 2) peak centres (x, y) in [0, 1]."""
+    n, h, w = maps.shape
+    flat = maps.reshape(n, -1)
+    peak, idx = flat.max(dim=1)
+    ys, xs = idx // w, idx % w
+    centers = torch.stack([(xs.float() + 0.5) / w, (ys.float() + 0.5) / h], dim=1)
+    return peak, centers

@@ -1,7 +1,8 @@
 """The one preprocessing path shared by training and inference.
 
-JPEG bytes -> decode (with a fast downscaled JPEG draft) -> bilinear resize to
-exactly the model's input size -> uint8 NHWC -> normalised float NCHW tensor.
+JPEG bytes -> decode (with a fast downscaled JPEG draft) -> optionally a square crop
+around a location (the prefilter's) -> bilinear resize to exactly the model's input
+size -> uint8 NHWC -> normalised float NCHW tensor.
 Training decodes once with `decode_batch` and calls `to_tensor` per batch;
 inference calls `prepare`. Both go through the same functions.
 """
@@ -21,12 +22,18 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class InputSpec:
-    """Model input: size in pixels and per-channel mean/std on the [0, 1] scale."""
+    """Model input: size in pixels and per-channel mean/std on the [0, 1] scale.
+
+    `crop`: when set, the model sees a square crop whose side is this fraction of the
+    frame height, centred on a location given at inference (the prefilter's), instead of
+    the whole frame.
+    """
 
     width: int
     height: int
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    crop: float | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -40,6 +47,7 @@ class InputSpec:
             height=int(d["height"]),
             mean=tuple(float(x) for x in d.get("mean", IMAGENET_MEAN)),
             std=tuple(float(x) for x in d.get("std", IMAGENET_STD)),
+            crop=float(d["crop"]) if d.get("crop") else None,
         )
 
 
@@ -63,11 +71,28 @@ def resize(img: np.ndarray, spec: InputSpec) -> np.ndarray:
     return np.asarray(im)
 
 
-def decode_batch(jpegs: list[bytes], spec: InputSpec) -> np.ndarray:
-    """Decode + resize many JPEGs -> NxHxWx3 uint8 at model resolution."""
+def crop_square(img: np.ndarray, center: tuple[float, float], frac: float) -> np.ndarray:
+    """Square crop of side `frac` x frame height around `center` ((x, y) in [0, 1]),
+    shifted to stay inside the frame."""
+    h, w = img.shape[:2]
+    side = max(2, min(h, w, int(round(frac * h))))
+    cx, cy = float(center[0]) * w, float(center[1]) * h
+    x0 = int(round(min(max(cx - side / 2, 0), w - side)))
+    y0 = int(round(min(max(cy - side / 2, 0), h - side)))
+    return img[y0:y0 + side, x0:x0 + side]
+
+
+def decode_batch(jpegs: list[bytes], spec: InputSpec, centers=None) -> np.ndarray:
+    """Decode (+ crop around `centers` when the spec crops) + resize -> NxHxWx3 uint8."""
     out = np.empty((len(jpegs), spec.height, spec.width, 3), dtype=np.uint8)
+    cropping = spec.crop is not None
+    if cropping and centers is None:
+        centers = np.full((len(jpegs), 2), 0.5)
     for i, data in enumerate(jpegs):
-        out[i] = resize(decode_jpeg(data, (spec.width, spec.height)), spec)
+        if cropping:
+            out[i] = resize(crop_square(decode_jpeg(data), centers[i], spec.crop), spec)
+        else:
+            out[i] = resize(decode_jpeg(data, (spec.width, spec.height)), spec)
     return out
 
 
@@ -81,6 +106,6 @@ def to_tensor(batch_uint8: np.ndarray, spec: InputSpec) -> torch.Tensor:
     return ((x - mean) / std).contiguous()
 
 
-def prepare(jpegs: list[bytes], spec: InputSpec) -> torch.Tensor:
-    """JPEG bytes -> model-ready NCHW tensor (decode + resize + to_tensor)."""
-    return to_tensor(decode_batch(jpegs, spec), spec)
+def prepare(jpegs: list[bytes], spec: InputSpec, centers=None) -> torch.Tensor:
+    """JPEG bytes -> model-ready NCHW tensor (decode [+ crop] + resize + to_tensor)."""
+    return to_tensor(decode_batch(jpegs, spec, centers), spec)

@@ -123,14 +123,43 @@ class LoadedModel:
                 probs = out if already_probs else torch.softmax(out, dim=1)
         return probs.cpu().numpy()
 
-    def predict_jpegs(self, jpegs: list[bytes], batch_size: int = 64) -> np.ndarray:
-        """Prefilter: (N,) P(positive). Heavy: (N, C+1) softmax, column 0 = none."""
+    def predict_jpegs(self, jpegs: list[bytes], batch_size: int = 64, centers=None) -> np.ndarray:
+        """Prefilter: (N,) P(positive). Heavy: (N, C+1) softmax, column 0 = none.
+
+        `centers` ((N, 2), x/y in [0, 1]) places the crop of models whose input crops.
+        """
         width = 1 if self.role == "prefilter" else len(self.class_names) + 1
-        parts = [self.predict_tensor(prepare(jpegs[i:i + batch_size], self.input))
+        parts = [self.predict_tensor(prepare(jpegs[i:i + batch_size], self.input,
+                                             None if centers is None else centers[i:i + batch_size]))
                  for i in range(0, len(jpegs), batch_size)]
         if not parts:
             return np.zeros((0,) if self.role == "prefilter" else (0, width), np.float32)
         return np.concatenate(parts, axis=0)
+
+    @property
+    def localizes(self) -> bool:
+        """True when the model gives a location map (built-in prefilters)."""
+        return hasattr(self.module, "logit_map")
+
+    def locate_jpegs(self, jpegs: list[bytes], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """Prefilter scores (N,) and where in the frame they peak, (N, 2) x/y in [0, 1].
+
+        Models without a location map give the frame centre.
+        """
+        if not self.localizes:
+            scores = self.predict_jpegs(jpegs, batch_size)
+            return scores, np.full((len(scores), 2), 0.5, dtype=np.float32)
+        from models.prefilter import map_peaks
+
+        scores, centers = [], []
+        with torch.inference_mode():
+            for i in range(0, len(jpegs), batch_size):
+                peak, where = map_peaks(self.module.logit_map(prepare(jpegs[i:i + batch_size], self.input)))
+                scores.append(torch.sigmoid(peak).numpy())
+                centers.append(where.numpy())
+        if not scores:
+            return np.zeros(0, np.float32), np.zeros((0, 2), np.float32)
+        return np.concatenate(scores), np.concatenate(centers)
 
 
 class ModelRegistry:

@@ -21,10 +21,11 @@ from torch import nn
 from models.calibration import (choose_aggregation, heavy_predictions,
                                 heavy_threshold_for_precision, prefilter_threshold_for_recall)
 from models.flops import count_flops
+from models.heavy import DEFAULT_CROP as HEAVY_CROP
 from models.heavy import DEFAULT_INPUT as HEAVY_INPUT
 from models.heavy import MobileNetLike
 from models.prefilter import DEFAULT_INPUT as PREFILTER_INPUT
-from models.prefilter import PrefilterCNN
+from models.prefilter import PrefilterCNN, map_peaks
 from models.preprocess import InputSpec, decode_batch, to_tensor
 
 Progress = Callable[[str], None] | None
@@ -35,7 +36,7 @@ def default_prefilter_input() -> InputSpec:
 
 
 def default_heavy_input() -> InputSpec:
-    return InputSpec(*HEAVY_INPUT)
+    return InputSpec(*HEAVY_INPUT, crop=HEAVY_CROP)
 
 
 def _has_label(labels) -> np.ndarray:
@@ -159,6 +160,21 @@ def predict_images(model: nn.Module, images: np.ndarray, spec: InputSpec,
     return torch.cat(outs).numpy()
 
 
+def prefilter_peaks(model: PrefilterCNN, images: np.ndarray, spec: InputSpec,
+                    batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Prefilter probabilities (N,) and peak centres (N, 2) on decoded uint8 images."""
+    model.eval()
+    scores, centers = [], []
+    with torch.inference_mode():
+        for i in range(0, len(images), batch_size):
+            peak, where = map_peaks(model.logit_map(to_tensor(images[i:i + batch_size], spec)))
+            scores.append(torch.sigmoid(peak).numpy())
+            centers.append(where.numpy())
+    if not scores:
+        return np.zeros(0, np.float32), np.zeros((0, 2), np.float32)
+    return np.concatenate(scores), np.concatenate(centers)
+
+
 def class_targets(labels, class_names: list[str]) -> np.ndarray:
     """Labels -> indices: 0 = none (None or a label not in class_names), 1..C = class."""
     lookup = {c: i + 1 for i, c in enumerate(class_names)}
@@ -238,7 +254,6 @@ def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
 
     t0 = time.perf_counter()
     tr_p = decode_batch(list(train_frames["jpeg"]), p_spec)
-    tr_h = decode_batch(list(train_frames["jpeg"]), h_spec)
     ca_p = decode_batch(list(calib_frames["jpeg"]), p_spec)
     decode_s = time.perf_counter() - t0
     say(f"decoded {len(train_frames)} train + {len(calib_frames)} calib frames in {decode_s:.1f}s")
@@ -249,14 +264,16 @@ def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
                                   input_spec=p_spec, images=tr_p, progress=progress)
     pf_train_s = time.perf_counter() - t0
     calib_pos = _has_label(calib_frames["label"])
-    pf_calib = predict_images(pf, ca_p, p_spec)
+    pf_calib, ca_centers = prefilter_peaks(pf, ca_p, p_spec)
     pf_cal = prefilter_threshold_for_recall(pf_calib, calib_pos, target_recall, confidence)
     say(f"prefilter threshold {pf_cal['threshold']:.4f} recall {pf_cal['recall']:.4f} "
         f"(lower bound {pf_cal['recall_lower_bound']:.4f}) pass rate {pf_cal['pass_rate']:.3f}")
 
     # -- heavy -------------------------------------------------------------------
     t0 = time.perf_counter()
-    pf_train = predict_images(pf, tr_p, p_spec)
+    pf_train, tr_centers = prefilter_peaks(pf, tr_p, p_spec)
+    # the heavy model learns on the crops the prefilter would hand it at inference
+    tr_h = decode_batch(list(train_frames["jpeg"]), h_spec, tr_centers)
     hv, hv_hist = train_heavy(train_frames, class_names, epochs=heavy_epochs, seed=seed,
                               width_mult=heavy_width_mult, prefilter_scores=pf_train,
                               input_spec=h_spec, images=tr_h, progress=progress)
@@ -267,7 +284,7 @@ def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
     true_idx = class_targets(calib_frames["label"], class_names)
     probs = np.zeros((len(calib_frames), len(class_names) + 1), np.float32)
     if passing.any():
-        ca_h = decode_batch(list(calib_frames["jpeg"][passing]), h_spec)
+        ca_h = decode_batch(list(calib_frames["jpeg"][passing]), h_spec, ca_centers[passing])
         probs[passing] = predict_images(hv, ca_h, h_spec)
     hv_cal = heavy_threshold_for_precision(probs[passing], true_idx[passing], target_precision)
     pred_idx, score = heavy_predictions(probs)

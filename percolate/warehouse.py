@@ -31,7 +31,7 @@ PROVENANCE = (
 TABLES: dict[str, T.StructType] = {
     "frame_predictions": _schema(
         ("call_id", S), ("user_id", S), ("frame_index", I), ("ts_ms", L), ("prefilter_score", D),
-        ("label", S), ("score", D), ("none_score", D), ("is_detection", B), ("decode_mode", S),
+        ("loc_x", D), ("loc_y", D), ("label", S), ("score", D), ("none_score", D), ("is_detection", B), ("decode_mode", S),
         *PROVENANCE,
     ),
     "user_brand_daily": _schema(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from pyspark.sql import Row
+from pyspark.sql import Row, functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from jobs.publish import build_frame_predictions, build_quarantine, build_run_row, build_user_brand_daily
@@ -23,10 +23,11 @@ PROVENANCE = {"run_id": "r1", "prefilter_version": "v0001", "heavy_version": "v0
 def predictions(spark, rows):
     cols = ["call_id", "user_id", "frame_index", "ts_ms", "prefilter_score", "decode_mode", "label",
             "score", "none_score", "is_detection"]
-    return spark.createDataFrame([dict(zip(cols, r)) for r in rows],
-                                 "call_id string, user_id string, frame_index int, ts_ms long, "
-                                 "prefilter_score double, decode_mode string, label string, score double, "
-                                 "none_score double, is_detection boolean")
+    df = spark.createDataFrame([dict(zip(cols, r)) for r in rows],
+                               "call_id string, user_id string, frame_index int, ts_ms long, "
+                               "prefilter_score double, decode_mode string, label string, score double, "
+                               "none_score double, is_detection boolean")
+    return df.withColumn("loc_x", F.lit(0.5)).withColumn("loc_y", F.lit(0.5))
 
 
 def test_user_brand_daily_applies_the_user_day_rule(spark):

@@ -28,3 +28,28 @@ def test_to_tensor_normalises():
     spec = InputSpec(4, 2, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     batch = np.full((1, 2, 4, 3), 255, np.uint8)
     assert torch.allclose(to_tensor(batch, spec), torch.ones(1, 3, 2, 4))
+
+
+def test_crop_follows_the_center_and_stays_inside_the_frame():
+    from models.preprocess import crop_square
+
+    img = np.zeros((360, 640, 3), np.uint8)
+    img[100:140, 500:540] = 255  # a bright square at x=520, y=120
+    crop = crop_square(img, (520 / 640, 120 / 360), 0.5)
+    assert crop.shape == (180, 180, 3)
+    assert crop[70:110, 70:110].min() == 255  # the square sits in the middle of the crop
+    corner = crop_square(img, (1.0, 0.0), 0.5)  # pushed back inside at the top-right corner
+    assert corner.shape == (180, 180, 3)
+    assert corner[100:140, 40:80].min() == 255  # crop starts at x=460
+
+
+def test_prefilter_map_peak_points_at_the_object():
+    import torch
+
+    from models.prefilter import map_peaks
+
+    maps = torch.full((1, 9, 16), -5.0)
+    maps[0, 2, 13] = 3.0
+    peak, centers = map_peaks(maps)
+    assert float(peak[0]) == 3.0
+    assert torch.allclose(centers[0], torch.tensor([13.5 / 16, 2.5 / 9]))

@@ -35,7 +35,7 @@ def test_fit_and_register_end_to_end(tmp_path):
     assert any("epoch" in m for m in msgs)
     pf, hv = reg.load("prefilter", "production"), reg.load("heavy", "production")
     assert hv.class_names == classes and pf.class_names == ["cup"]
-    assert hv.input == InputSpec(256, 144) and pf.input == InputSpec(128, 72)
+    assert hv.input == InputSpec(128, 128, crop=0.5) and pf.input == InputSpec(128, 72)
     assert set(hv.spec["aggregation"]) == {"min_frames", "min_score"}
     assert 1 <= hv.spec["aggregation"]["min_frames"] <= 5
     assert pf.spec["flops_per_frame"] <= 5e6 and hv.spec["flops_per_frame"] <= 3e8
