@@ -14,23 +14,28 @@ DOC = """
 
 Processes **exactly the partition of the run's logical date** (`{{ ds }}`):
 
-1. `check_inputs` - the day's manifest exists and names at least one video.
+1. `check_inputs` - the day's manifest exists, names at least one video, and passes its
+   expectation suite.
 2. `resolve_models` - pins the registry aliases (default `production`) to versions, so every
    stage of this run uses the same models even if an alias moves meanwhile.
 3. `sample_frames` (Spark) - decodes each stored video in the executors, keeps N frames per
    second of presentation time; unusable videos get a reason code instead of failing the run.
 4. `prefilter` (Spark) - a tiny high-recall CNN scores every sampled frame.
 5. `heavy` (Spark) - a MobileNet-class model classifies only the frames that passed.
-6. `publish` (Spark) - replaces the date's partition of `frame_predictions`,
-   `user_brand_daily`, `quarantine` and `pipeline_runs` (funnel, CPU, cost, provenance).
-7. `report` - logs the funnel and cost.
+6. `publish` (Spark) - builds the rows, validates them (write, audit, then publish) and checks
+   drift against the trailing 7 days, then replaces the date's partition of
+   `frame_predictions`, `user_brand_daily`, `quarantine` and `pipeline_runs`.
+7. `report` - logs the funnel, cost, warnings and the data docs location.
+
+Between the Spark jobs, `validate_*` tasks run the Great Expectations suites of
+`expectations/` on each hand-over: a critical failure fails the task, naming the
+expectation and the offending values; warnings are recorded in `pipeline_runs`.
 
 Spark jobs go through the `spark_default` connection (`local[*]` on the embedded default).
 Rerunning a date replaces that date only. Params pick other model versions or aliases.
 """
 
 JOB_ARGS = ["--date", "{{ ds }}", "--run-id", "{{ run_id }}"]
-MODELS = "{{ ti.xcom_pull(task_ids='resolve_models') }}"
 WAREHOUSE = [Asset(f"percolate://warehouse/{t}") for t in
              ("frame_predictions", "user_brand_daily", "quarantine", "pipeline_runs")]
 
@@ -56,17 +61,50 @@ def job(name: str) -> str:
 )
 def percolate_nightly():
     @task(retries=0)
-    def check_inputs(ds=None) -> dict:
-        """Fail fast, with a clear message, when the day has nothing to process."""
+    def check_inputs(ds=None, run_id=None) -> dict:
+        """Fail fast, with a clear message, when the day has nothing (valid) to process."""
         from percolate.config import Settings
-        from percolate.manifest import read_manifest
-        from percolate.storage import open_store
+        from percolate.validation import check, clear_reports, handover
 
         settings = Settings.from_env()
-        rows = read_manifest(open_store(settings.store_uri, settings.s3_endpoint_url), ds)
-        if not rows:
+        clear_reports(settings, ds)
+        manifest = handover(settings, "manifest", ds)
+        if manifest.empty:
             raise ValueError(f"the manifest for {ds} names no video")
-        return {"date": ds, "videos": len(rows)}
+        check(settings, "manifest", ds, run_id, data=manifest)
+        return {"date": ds, "videos": len(manifest)}
+
+    @task(retries=0)
+    def validate_frames(ds=None, run_id=None) -> None:
+        """Sampled frames and per-video outcomes pass their suites."""
+        from percolate.config import Settings
+        from percolate.quarantine import REASON_CODES
+        from percolate.validation import check
+
+        settings = Settings.from_env()
+        check(settings, "video_outcomes", ds, run_id, reason_codes=list(REASON_CODES))
+        check(settings, "sampled_frames", ds, run_id)
+
+    @task(retries=0)
+    def validate_scores(ds=None, run_id=None) -> None:
+        """Prefilter scores pass their suite."""
+        from percolate.config import Settings
+        from percolate.validation import check
+
+        check(Settings.from_env(), "prefilter_scores", ds, run_id)
+
+    @task(retries=0)
+    def validate_predictions(ds=None, run_id=None, ti=None) -> None:
+        """Heavy-model predictions pass their suite (labels from the model's own classes)."""
+        from models.registry import ModelRegistry
+        from percolate.config import Settings
+        from percolate.storage import open_store
+        from percolate.validation import check
+
+        settings = Settings.from_env()
+        version = ti.xcom_pull(task_ids="resolve_models")["heavy"]
+        spec = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url)).spec("heavy", version)
+        check(settings, "heavy_predictions", ds, run_id, class_names=spec["class_names"])
 
     @task
     def resolve_models(params=None) -> dict:
@@ -115,7 +153,8 @@ def percolate_nightly():
         print(format_funnel(summary))
         return summary
 
-    chain(check_inputs(), resolve_models(), sample, prefilter, heavy, publish, report())
+    chain(check_inputs(), resolve_models(), sample, validate_frames(), prefilter, validate_scores(), heavy,
+          validate_predictions(), publish, report())
 
 
 percolate_nightly()

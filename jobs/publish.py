@@ -66,7 +66,8 @@ def build_quarantine(outcomes: DataFrame, run_id: str, published_at) -> DataFram
 
 
 def build_run_row(*, run_id: str, metrics: dict[str, dict], counts: dict, provenance: dict,
-                  cost_per_core_hour: float, started_at, finished_at, warnings: list[str]) -> dict:
+                  cost_per_core_hour: float, started_at, finished_at, warnings: list[str],
+                  validation: dict | None = None) -> dict:
     """The `pipeline_runs` row: the funnel, CPU per stage, cost, and provenance."""
     cpu = {stage: float(metrics[stage].get("cpu_s") or 0.0) for stage in STAGES}
     total = round(sum(cpu.values()), 3)
@@ -87,8 +88,60 @@ def build_run_row(*, run_id: str, metrics: dict[str, dict], counts: dict, proven
         **{k: provenance[k] for k in ("prefilter_version", "heavy_version", "prefilter_threshold",
                                       "heavy_threshold", "aggregation", "sampler")},
         "decode_modes": json.dumps(sample.get("decode_modes", [])),
-        "warnings": json.dumps(warnings), "code_version": code_version(),
+        "warnings": json.dumps(warnings),
+        "validation": json.dumps((validation or {}).get("suites", {}), sort_keys=True),
+        "data_docs": (validation or {}).get("docs_path"),
+        "code_version": code_version(),
     }
+
+
+def drift_history(spark, database: str, date: str, days: int = 7) -> list[dict]:
+    """Figures of the published days before `date`, most recent first (for drift checks)."""
+    from percolate.warehouse import qualified
+
+    runs = spark.sql(
+        f"SELECT dt, videos, sampled_frames, prefilter_passed FROM {qualified(database, 'pipeline_runs')} "
+        f"WHERE dt < '{date}' ORDER BY dt DESC LIMIT {int(days)}").collect()
+    if not runs:
+        return []
+    dates = ", ".join(f"'{r.dt}'" for r in runs)
+    shares: dict[str, dict[str, int]] = {}
+    for r in spark.sql(f"SELECT dt, label, count(*) AS n FROM {qualified(database, 'frame_predictions')} "
+                       f"WHERE is_detection AND dt IN ({dates}) GROUP BY dt, label").collect():
+        shares.setdefault(r.dt, {})[r.label] = r.n
+    return [day_figures(r.videos, r.sampled_frames, r.prefilter_passed, shares.get(r.dt, {})) for r in runs]
+
+
+def day_figures(videos: int, sampled_frames: int, prefilter_passed: int, detections: dict[str, int]) -> dict:
+    total = sum(detections.values())
+    return {"videos": videos, "sampled_frames": sampled_frames,
+            "prefilter_pass_rate": (prefilter_passed / sampled_frames) if sampled_frames else 0.0,
+            "detections": total, "brand_share": {k: v / total for k, v in detections.items()} if total else {}}
+
+
+def audit(settings: Settings, spark, date: str, run_id: str, frames: DataFrame, daily: DataFrame,
+          metrics: dict, class_names: list[str]) -> list[str]:
+    """Validate the rows about to be published and check drift; raise on anything critical.
+
+    Returns the drift warnings (validation warnings are recorded with the reports).
+    """
+    from expectations import check_drift
+    from percolate.validation import check
+
+    pixels_free = [c for c in frames.columns if c != "jpeg"]
+    check(settings, "frame_predictions", date, run_id, data=frames.select(*pixels_free).toPandas(),
+          class_names=class_names)
+    check(settings, "user_brand_daily", date, run_id, data=daily.toPandas(), class_names=class_names)
+    detections = {r.label: r.n for r in frames.where("is_detection").groupBy("label").count()
+                  .withColumnRenamed("count", "n").collect()}
+    today = day_figures(metrics["sample_frames"]["videos"], metrics["sample_frames"]["sampled_frames"],
+                        metrics["prefilter"]["frames_passed"], detections)
+    drift = check_drift(today, drift_history(spark, settings.database, date))
+    for line in drift.info:
+        print(f"[percolate] drift: {line}", flush=True)
+    if drift.critical:
+        raise RuntimeError("drift check failed before publish: " + "; ".join(drift.critical))
+    return [f"drift: {w}" for w in drift.warnings]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,11 +174,17 @@ def main(argv: list[str] | None = None) -> int:
     daily = build_user_brand_daily(frames, int(rule.get("min_frames", 1)), float(rule.get("min_score", 0.0))).cache()
 
     db = settings.database
+    # write, audit, then publish: nothing replaces a partition unless all of it passed
+    drift_warnings = audit(settings, spark, args.date, args.run_id, frames, daily, metrics,
+                           heavy_spec["class_names"])
     overwrite_partition(spark, frames, db, "frame_predictions", args.date)
     overwrite_partition(spark, daily, db, "user_brand_daily", args.date)
     overwrite_partition(spark, build_quarantine(outcomes, args.run_id, published_at), db, "quarantine", args.date)
     counts = daily.agg(F.count("*").alias("rows"), F.sum(F.col("confirmed").cast("int")).alias("confirmed")).first()
-    warnings = []
+    from percolate.validation import gathered
+
+    validation = gathered(settings, args.date)
+    warnings = validation["warnings"] + drift_warnings
     if metrics["sample_frames"]["videos_ok"] < metrics["sample_frames"]["videos"]:
         warnings.append(f"{metrics['sample_frames']['videos'] - metrics['sample_frames']['videos_ok']} "
                         f"videos quarantined")
@@ -136,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         run_id=args.run_id, metrics=metrics,
         counts={"user_brand_rows": int(counts["rows"]), "user_brand_detections": int(counts["confirmed"] or 0)},
         provenance=provenance, cost_per_core_hour=settings.cost_per_core_hour,
-        started_at=started, finished_at=published_at, warnings=warnings,
+        started_at=started, finished_at=published_at, warnings=warnings, validation=validation,
     )
     from percolate.warehouse import TABLES
 

@@ -37,6 +37,7 @@ SAMPLED_SCHEMA = T.StructType([
     T.StructField("width", T.IntegerType(), True),
     T.StructField("height", T.IntegerType(), True),
     T.StructField("jpeg", T.BinaryType(), True),
+    T.StructField("jpeg_bytes", T.IntegerType(), True),
     T.StructField("status", T.StringType(), True),
     T.StructField("reason", T.StringType(), True),
     T.StructField("message", T.StringType(), True),
@@ -48,7 +49,8 @@ SAMPLED_SCHEMA = T.StructType([
     T.StructField("cpu_s", T.DoubleType(), True),
 ])
 
-FRAME_COLUMNS = ["call_id", "user_id", "frame_index", "ts_ms", "width", "height", "jpeg", "decode_mode"]
+FRAME_COLUMNS = ["call_id", "user_id", "frame_index", "ts_ms", "width", "height", "jpeg", "jpeg_bytes",
+                 "decode_mode"]
 OUTCOME_COLUMNS = ["call_id", "user_id", "video_key", "status", "reason", "message", "duration_s",
                    "width", "height", "codec", "decode_mode", "decode_errors", "frames", "cpu_s"]
 
@@ -78,7 +80,8 @@ def _decode_partition(batches, store_uri: str, endpoint_url: str | None, fps: fl
                     info, frames = sample_video(path, fps=fps, max_side=max_side,
                                                 jpeg_quality=jpeg_quality, limits=limits)
                 rows = [dict(base, row_kind="frame", frame_index=f.frame_index, ts_ms=f.ts_ms,
-                             width=f.width, height=f.height, jpeg=f.jpeg, decode_mode=info.decode_mode)
+                             width=f.width, height=f.height, jpeg=f.jpeg, jpeg_bytes=len(f.jpeg),
+                             decode_mode=info.decode_mode)
                         for f in frames]
                 outcome.update(duration_s=info.duration_s, width=info.width, height=info.height,
                                codec=info.codec, decode_mode=info.decode_mode,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from percolate.config import Settings
 from percolate.layout import check_date
+from percolate.sql import run_queries, run_query
 from percolate.training import TrainingPlan
 
 DEMO_DATE = "2026-11-20"
@@ -107,30 +108,20 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_query(settings: Settings, sql: str, limit: int | None = None) -> list[dict]:
-    from percolate.spark import get_spark
-    from percolate.warehouse import ensure_tables
-
-    spark = get_spark("percolate-query", settings, master=settings.spark_master)
-    try:
-        ensure_tables(spark, settings.database)
-        spark.sql(f"USE `{settings.database}`")
-        df = spark.sql(sql)
-        rows = df.limit(limit).collect() if limit else df.collect()
-        return [r.asDict(recursive=True) for r in rows]
-    finally:
-        spark.stop()
-
-
 def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     from percolate.report import format_rows
 
-    rows = run_query(settings, args.sql, args.limit)
+    from percolate.sql import query_here
+
+    rows = query_here(settings, [args.sql], args.limit)[0]
     emit(args, {"rows": rows, "count": len(rows)}, format_rows(rows, limit=args.limit or 50))
     return 0
 
 
-def evaluate_day(settings: Settings, date: str) -> dict:
+DAILY_FOR_EVALUATION = "SELECT user_id, brand, confirmed FROM user_brand_daily WHERE dt = '{date}'"
+
+
+def evaluate_day(settings: Settings, date: str, daily_rows: list[dict] | None = None) -> dict:
     """Frame-level and user-day figures of a processed generated day against its truth."""
     import pandas as pd
 
@@ -145,9 +136,9 @@ def evaluate_day(settings: Settings, date: str) -> dict:
                              columns=["call_id", "user_id", "frame_index", "ts_ms"])
     scores = pd.read_parquet(stage("prefilter"))
     predictions = pd.read_parquet(stage("heavy"))
-    daily = pd.DataFrame(run_query(settings, f"SELECT user_id, brand, confirmed FROM user_brand_daily "
-                                             f"WHERE dt = '{check_date(date)}'"),
-                         columns=["user_id", "brand", "confirmed"])
+    if daily_rows is None:
+        daily_rows = run_query(settings, DAILY_FOR_EVALUATION.format(date=check_date(date)))
+    daily = pd.DataFrame(daily_rows, columns=["user_id", "brand", "confirmed"])
     return {"date": date, "frame_level": score_frames(frames, scores, predictions, truth),
             "user_day": score_user_days(daily, truth, frames)}
 
@@ -190,10 +181,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         log("no production models registered: training first versions")
         train(settings, TrainingPlan())
     summary = json.loads(run_nightly(settings, args.date).read_text())
-    evaluation = evaluate_day(settings, args.date)
-    rows = run_query(settings, f"SELECT user_id, brand, frames, calls, round(max_score, 3) AS max_score, "
-                               f"first_seen_call_id, first_seen_ts_ms, confirmed, heavy_version "
-                               f"FROM user_brand_daily WHERE dt = '{args.date}' ORDER BY user_id, brand", 10)
+    daily, first_rows = run_queries(settings, [
+        DAILY_FOR_EVALUATION.format(date=args.date),
+        f"SELECT user_id, brand, frames, calls, round(max_score, 3) AS max_score, first_seen_call_id, "
+        f"first_seen_ts_ms, confirmed, heavy_version FROM user_brand_daily WHERE dt = '{args.date}' "
+        f"ORDER BY confirmed DESC, frames DESC, user_id, brand LIMIT 10"])
+    evaluation = evaluate_day(settings, args.date, daily)
+    rows = first_rows
     elapsed = time.perf_counter() - start
     emit(args, {"summary": summary, "evaluation": evaluation, "user_brand_daily": rows, "elapsed_s": elapsed},
          "\n\n".join([format_funnel(summary), format_evaluation(evaluation),

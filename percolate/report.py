@@ -38,9 +38,16 @@ def format_funnel(summary: dict) -> str:
     lines.append(f"Models: prefilter {summary.get('prefilter_version')} (threshold "
                  f"{float(summary.get('prefilter_threshold') or 0):.4f}), heavy {summary.get('heavy_version')} "
                  f"(threshold {float(summary.get('heavy_threshold') or 0):.4f}, rule {summary.get('aggregation')})")
+    suites = json.loads(summary.get("validation") or "{}")
+    if suites:
+        lines.append("Validation: " + ", ".join(f"{k} {v}" for k, v in sorted(suites.items())))
+    if summary.get("data_docs"):
+        lines.append(f"Data docs: {summary['data_docs']}")
     warnings = json.loads(summary.get("warnings") or "[]")
-    if warnings:
-        lines.append("Warnings: " + "; ".join(warnings))
+    lines.append(f"Warnings ({len(warnings)}):" if warnings else "Warnings: none")
+    lines += [f"  - {w}" for w in warnings[:20]]
+    if len(warnings) > 20:
+        lines.append(f"  ... {len(warnings) - 20} more in pipeline_runs.warnings")
     return "\n".join(lines)
 
 

@@ -86,20 +86,7 @@ __all__ = [
     "sample_video",
 ]
 
-REASON_CODES = (
-    "empty_file",
-    "not_a_video",
-    "corrupt_stream",
-    "unsupported_codec",
-    "no_video_stream",
-    "absurd_dimensions",
-    "duration_out_of_range",
-    "decode_timeout",
-    "too_many_frames_failed",
-    # set by the caller, not by sample_video: the object is gone, or an unexpected error
-    "missing_file",
-    "decode_error",
-)
+from percolate.quarantine import REASON_CODES  # noqa: E402
 
 # FFmpeg demuxer short names that may be used.  Each entry is matched against every
 # comma-separated alias of the demuxer (the MP4 demuxer is "mov,mp4,m4a,3gp,3g2,mj2").

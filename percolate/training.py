@@ -17,7 +17,9 @@ from percolate.storage import ObjectStore, open_store
 class TrainingPlan:
     """Which generated days train the models and which calibrate their thresholds.
 
-    Both use the training backgrounds; evaluation days use the held-out ones.
+    Both use the training backgrounds (evaluation days use the held-out ones). Training
+    days show more cups than real days (`cup_share`) so every brand has examples; the
+    prefilter's recall bound needs a few hundred positive calibration frames too.
     """
 
     train_dates: tuple[str, ...] = ("2026-01-01", "2026-01-02")
@@ -25,7 +27,8 @@ class TrainingPlan:
     calls_per_day: int = 40
     seed: int = 7
     min_seconds: float = 20.0
-    max_seconds: float = 60.0
+    max_seconds: float = 40.0
+    cup_share: float = 0.6
     prefilter_epochs: int | None = None
     heavy_epochs: int | None = None
 
@@ -35,14 +38,15 @@ def log(msg: str) -> None:
 
 
 def ensure_generated(store: ObjectStore, date: str, calls: int, seed: int, backgrounds: str,
-                     min_seconds: float, max_seconds: float) -> None:
+                     min_seconds: float, max_seconds: float, cup_share: float = 0.2) -> None:
+    """Generate the day unless its manifest (written last) already exists."""
     from percolate.synth import generate_day
 
     if store.exists(manifest_key(date)):
         return
     log(f"generating {calls} calls for {date} (seed {seed}, {backgrounds} backgrounds)")
     generate_day(store, date, calls=calls, seed=seed, backgrounds=backgrounds,
-                 min_seconds=min_seconds, max_seconds=max_seconds)
+                 min_seconds=min_seconds, max_seconds=max_seconds, cup_share=cup_share)
 
 
 def labelled_frames(settings: Settings, store: ObjectStore, date: str) -> pd.DataFrame:
@@ -75,7 +79,7 @@ def train(settings: Settings, plan: TrainingPlan = TrainingPlan(), alias: str = 
     store = open_store(settings.store_uri, settings.s3_endpoint_url)
     for i, date in enumerate(plan.train_dates + plan.calib_dates):
         ensure_generated(store, date, plan.calls_per_day, plan.seed + i, "train", plan.min_seconds,
-                         plan.max_seconds)
+                         plan.max_seconds, plan.cup_share)
     train_frames = pd.concat([labelled_frames(settings, store, d) for d in plan.train_dates], ignore_index=True)
     calib_frames = pd.concat([labelled_frames(settings, store, d) for d in plan.calib_dates], ignore_index=True)
     log(f"training on {len(train_frames)} frames ({train_frames['label'].notna().sum()} with a cup), "

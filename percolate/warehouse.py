@@ -52,7 +52,7 @@ TABLES: dict[str, T.StructType] = {
         ("cpu_s_total", D), ("estimated_cost_usd", D), ("cost_per_video_hour_usd", D),
         ("prefilter_version", S), ("heavy_version", S), ("prefilter_threshold", D),
         ("heavy_threshold", D), ("aggregation", S), ("sampler", S), ("decode_modes", S),
-        ("warnings", S), ("code_version", S),
+        ("warnings", S), ("validation", S), ("data_docs", S), ("code_version", S),
     ),
 }
 

@@ -40,11 +40,15 @@ def test_nightly_shape(dagbag):
     edges = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
     assert edges == {
         "check_inputs": ["resolve_models"], "resolve_models": ["sample_frames"],
-        "sample_frames": ["prefilter"], "prefilter": ["heavy"], "heavy": ["publish"],
+        "sample_frames": ["validate_frames"], "validate_frames": ["prefilter"],
+        "prefilter": ["validate_scores"], "validate_scores": ["heavy"],
+        "heavy": ["validate_predictions"], "validate_predictions": ["publish"],
         "publish": ["report"], "report": [],
     }
     for task in dag.tasks:
-        if task.task_id != "check_inputs":  # a missing input is not worth retrying
+        if task.task_id == "check_inputs" or task.task_id.startswith("validate_"):
+            assert task.retries == 0, task.task_id  # bad data is not fixed by retrying
+        else:
             assert task.retries >= 1, task.task_id
     spark_tasks = [t for t in dag.tasks if t.task_type == "SparkSubmitOperator"]
     assert sorted(t.task_id for t in spark_tasks) == ["heavy", "prefilter", "publish", "sample_frames"]

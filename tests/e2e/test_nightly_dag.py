@@ -12,7 +12,8 @@ import json
 
 import pytest
 
-from percolate.cli import main as cli_main, run_query
+from percolate.cli import main as cli_main
+from percolate.sql import run_queries, run_query
 from percolate.config import Settings
 from percolate.orchestration import run_nightly
 from percolate.storage import LocalStore
@@ -61,15 +62,17 @@ def env(tmp_path_factory):
     mp.undo()
 
 
+TABLES = (("frame_predictions", "call_id, frame_index"), ("user_brand_daily", "user_id, brand"),
+          ("quarantine", "call_id"), ("pipeline_runs", "run_id"))
+# measured, not derived from the data: differ between runs by nature
+MEASURED = {"estimated_cost_usd", "cost_per_video_hour_usd", "code_version", "data_docs"}
+
+
 def snapshot(settings: Settings, day: str) -> dict:
-    tables = {}
-    for table, order in (("frame_predictions", "call_id, frame_index"), ("user_brand_daily", "user_id, brand"),
-                         ("quarantine", "call_id"), ("pipeline_runs", "run_id")):
-        rows = run_query(settings, f"SELECT * FROM {table} WHERE dt = '{day}' ORDER BY {order}")
-        tables[table] = [{k: v for k, v in r.items() if k not in VOLATILE and not k.startswith("cpu_s")
-                          and k not in ("estimated_cost_usd", "cost_per_video_hour_usd", "code_version")}
-                         for r in rows]
-    return tables
+    results = run_queries(settings, [f"SELECT * FROM {t} WHERE dt = '{day}' ORDER BY {o}" for t, o in TABLES])
+    return {table: [{k: v for k, v in r.items() if k not in VOLATILE | MEASURED and not k.startswith("cpu_s")}
+                    for r in rows]
+            for (table, _), rows in zip(TABLES, results)}
 
 
 def test_nightly_twice_is_idempotent_and_touches_only_its_date(env, capsys):

@@ -1,0 +1,16 @@
+"""Why a video can be quarantined: the reason codes in the `quarantine` table."""
+
+REASON_CODES = (
+    "empty_file",  # zero bytes
+    "not_a_video",  # text, an image, a playlist, an unknown container
+    "corrupt_stream",  # a video container from which nothing decodes
+    "unsupported_codec",  # no decoder for the stream
+    "no_video_stream",  # audio only, data only
+    "absurd_dimensions",  # more pixels per frame than the limit
+    "duration_out_of_range",  # longer (or shorter) than the limits
+    "decode_timeout",  # decoding took longer than the time limit
+    "too_many_frames_failed",  # most frames failed to decode
+    # set by the sampling job, not by the sampler: the object is gone, or an unexpected error
+    "missing_file",
+    "decode_error",
+)

@@ -1,0 +1,109 @@
+"""Good data frames for every hand-over, sized ``n`` rows, for the expectation tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+BRANDS = [f"brand_{i}" for i in range(10)]
+REASONS = ["decode_error", "corrupt", "too_long"]
+
+
+def _frames(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    idx = np.arange(n)
+    return pd.DataFrame(
+        {
+            "call_id": [f"call-{i // 50:05d}" for i in idx],
+            "user_id": [f"user-{i // 200:04d}" for i in idx],
+            "frame_index": (idx % 50).astype("int64"),
+            "ts_ms": ((idx % 50) * 1000).astype("int64"),
+        }
+    ).assign(_rng=rng.random(n))
+
+
+def manifest(n: int = 100) -> pd.DataFrame:
+    idx = np.arange(n)
+    return pd.DataFrame(
+        {
+            "call_id": [f"call-{i:05d}" for i in idx],
+            "user_id": [f"user-{i // 4:04d}" for i in idx],
+            "video_key": [f"videos/call-{i:05d}.mp4" for i in idx],
+            "size_bytes": (1000 + idx * 7).astype("int64"),
+        }
+    )
+
+
+def sampled_frames(n: int = 500) -> pd.DataFrame:
+    df = _frames(n).drop(columns="_rng")
+    df["width"] = 640
+    df["height"] = 360
+    df["jpeg_bytes"] = (20_000 + np.arange(n) % 977).astype("int64")
+    df["decode_mode"] = np.where(np.arange(n) % 2 == 0, "keyframes", "all")
+    return df
+
+
+def video_outcomes(n: int = 100) -> pd.DataFrame:
+    idx = np.arange(n)
+    quarantined = idx % 10 == 0
+    return pd.DataFrame(
+        {
+            "call_id": [f"call-{i:05d}" for i in idx],
+            "status": np.where(quarantined, "quarantined", "ok"),
+            "reason": [REASONS[i % 3] if q else None for i, q in zip(idx, quarantined)],
+            "duration_s": (idx % 300).astype(float) + 0.5,
+        }
+    )
+
+
+def prefilter_scores(n: int = 500) -> pd.DataFrame:
+    df = _frames(n)
+    df["prefilter_score"] = df.pop("_rng")
+    df["passed"] = df["prefilter_score"] > 0.5
+    return df
+
+
+def heavy_predictions(n: int = 500) -> pd.DataFrame:
+    df = _frames(n, seed=1)
+    df["score"] = df.pop("_rng")
+    df["label"] = [BRANDS[i % len(BRANDS)] for i in range(n)]
+    df["none_score"] = 1.0 - df["score"]
+    df["is_detection"] = df["score"] > 0.7
+    return df
+
+
+def frame_predictions(n: int = 500) -> pd.DataFrame:
+    df = heavy_predictions(n)
+    df["run_id"] = "run-2026-01-01"
+    df["prefilter_version"] = "prefilter-v3"
+    df["heavy_version"] = "heavy-v7"
+    df["prefilter_threshold"] = 0.5
+    df["heavy_threshold"] = 0.7
+    return df
+
+
+def user_brand_daily(n_users: int = 20) -> pd.DataFrame:
+    rows = [
+        {"user_id": f"user-{u:04d}", "brand": b, "frames": 1 + (u + j) % 5, "max_score": 0.8}
+        for u in range(n_users)
+        for j, b in enumerate(BRANDS[:3])
+    ]
+    return pd.DataFrame(rows)
+
+
+def training_data(n: int = 500) -> pd.DataFrame:
+    df = sampled_frames(n)[["call_id", "frame_index", "jpeg_bytes"]].copy()
+    df["label"] = [BRANDS[i % len(BRANDS)] if i % 3 == 0 else None for i in range(n)]
+    return df
+
+
+GOOD = {
+    "manifest": (manifest, {}),
+    "sampled_frames": (sampled_frames, {}),
+    "video_outcomes": (video_outcomes, {"reason_codes": REASONS}),
+    "prefilter_scores": (prefilter_scores, {}),
+    "heavy_predictions": (heavy_predictions, {"class_names": BRANDS}),
+    "frame_predictions": (frame_predictions, {"class_names": BRANDS}),
+    "user_brand_daily": (user_brand_daily, {"class_names": BRANDS}),
+    "training_data": (training_data, {"class_names": BRANDS}),
+}

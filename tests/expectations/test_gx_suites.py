@@ -1,0 +1,84 @@
+"""Suites as code: registry, severities, runtime parameters."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from expectations import SUITES, build_suite
+from expectations.suites import CRITICAL, WARNING
+
+from expectation_frames import BRANDS, GOOD
+
+HANDOVERS = [
+    "manifest",
+    "sampled_frames",
+    "video_outcomes",
+    "prefilter_scores",
+    "heavy_predictions",
+    "frame_predictions",
+    "user_brand_daily",
+    "training_data",
+]
+
+
+def test_registry_covers_every_handover():
+    assert sorted(SUITES) == sorted(HANDOVERS)
+    assert set(GOOD) == set(SUITES)
+
+
+@pytest.mark.parametrize("name", HANDOVERS)
+def test_every_expectation_has_a_severity(name):
+    suite = build_suite(name, **GOOD[name][1])
+    assert suite.name == name
+    assert suite.expectations
+    for exp in suite.expectations:
+        assert exp.meta["severity"] in (CRITICAL, WARNING), exp
+
+
+@pytest.mark.parametrize("name", ["heavy_predictions", "frame_predictions", "user_brand_daily", "training_data"])
+def test_class_list_is_a_runtime_parameter(name):
+    with pytest.raises(ValueError, match="class_names"):
+        build_suite(name)
+    suite = build_suite(name, class_names=["acme", "zeta"])
+    value_sets = [e.value_set for e in suite.expectations if hasattr(e, "value_set")]
+    assert [sorted(v) for v in value_sets] == [["acme", "zeta"]]
+    assert not any(b in str(suite.to_json_dict()) for b in BRANDS)
+
+
+def test_reason_codes_are_a_parameter():
+    suite = build_suite("video_outcomes", reason_codes=["r1", "r2"])
+    assert ["r1", "r2"] in [getattr(e, "value_set", None) for e in suite.expectations]
+
+
+def test_critical_and_warning_split_where_specified():
+    def sev(suite, type_, column):
+        return [
+            e.meta["severity"]
+            for e in suite.expectations
+            if e.expectation_type == type_ and getattr(e, "column", None) == column
+        ]
+
+    manifest = build_suite("manifest")
+    assert sev(manifest, "expect_column_values_to_not_be_null", "user_id") == [WARNING]
+    assert sev(manifest, "expect_column_values_to_not_be_null", "call_id") == [CRITICAL]
+    assert sorted(sev(manifest, "expect_column_values_to_be_between", "size_bytes")) == [CRITICAL, WARNING]
+    published = build_suite("frame_predictions", class_names=BRANDS)
+    assert sev(published, "expect_column_values_to_not_be_null", "user_id") == [CRITICAL]
+    training = build_suite("training_data", class_names=BRANDS)
+    assert sev(training, "expect_column_proportion_of_non_null_values_to_be_between", "label") == [WARNING]
+
+
+def test_unknown_suite_name():
+    with pytest.raises(KeyError, match="unknown suite"):
+        build_suite("nope")
+
+
+def test_import_is_cheap():
+    code = (
+        "import sys, expectations, expectations.suites, expectations.drift, expectations.validate;"
+        "assert 'great_expectations' not in sys.modules, 'GX imported eagerly'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
