@@ -46,6 +46,29 @@ def read_metrics(settings: Settings, stage: str, date: str) -> dict:
     return json.loads(path.read_text())
 
 
+def require_same_run(settings: Settings, stages: tuple[str, ...], date: str, run_id: str) -> dict[str, dict]:
+    """The stages' metrics for `date`, if all of them come from `run_id`; else a clear error."""
+    metrics = {stage: read_metrics(settings, stage, date) for stage in stages}
+    stale = [s for s, m in metrics.items() if m["run_id"] != run_id]
+    if stale:
+        raise RuntimeError(f"stages {stale} for {date} are not from run {run_id!r}: rerun them first")
+    return metrics
+
+
+def model_spec(settings: Settings, role: str, version: str) -> dict:
+    """The registered spec of one model version (thresholds, classes, input)."""
+    from models.registry import ModelRegistry
+    from percolate.storage import open_store
+
+    return ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url)).spec(role, version)
+
+
+def in_stable_batches(df, partitions: int):
+    """Hash partitions sorted by key: the same frames meet in the same model batches on
+    every run, so reruns give bit-identical scores."""
+    return df.repartition(max(2, partitions), "call_id").sortWithinPartitions("call_id", "frame_index")
+
+
 def pin_torch_threads(threads: int = 1) -> None:
     """One intra-op thread per Spark task: tasks already fill the cores."""
     import torch

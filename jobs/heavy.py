@@ -6,7 +6,8 @@ import sys
 
 from pyspark.sql import DataFrame, functions as F, types as T
 
-from jobs.common import Stopwatch, new_parser, read_metrics, stage_dir, write_metrics
+from jobs.common import (Stopwatch, in_stable_batches, model_spec, new_parser, require_same_run, stage_dir,
+                         write_metrics)
 from jobs.inference import heavy_batches
 from percolate.config import Settings
 from percolate.metering import job_cpu_seconds
@@ -51,22 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     watch = Stopwatch()
-    for stage in ("sample_frames", "prefilter"):
-        if read_metrics(settings, stage, args.date)["run_id"] != args.run_id:
-            raise RuntimeError(f"stage {stage} output for {args.date} is not from run {args.run_id!r}")
-
-    from models.registry import ModelRegistry
-    from percolate.storage import open_store
-
-    spec = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url)).spec("heavy", args.model_version)
-    threshold = float(spec["threshold"])
+    require_same_run(settings, ("sample_frames", "prefilter"), args.date, args.run_id)
+    threshold = float(model_spec(settings, "heavy", args.model_version)["threshold"])
     spark = get_spark(f"percolate-heavy-{args.date}", settings)
     frames = spark.read.parquet(f"{stage_dir(settings, 'sample_frames', args.date)}/frames")
     scores = spark.read.parquet(stage_dir(settings, "prefilter", args.date))
-    todo = survivors(frames, scores)
-    # Hash partitions sorted by key: the same frames meet in the same batches on every run.
-    todo = todo.repartition(max(2, spark.sparkContext.defaultParallelism), "call_id") \
-        .sortWithinPartitions("call_id", "frame_index")
+    todo = in_stable_batches(survivors(frames, scores), spark.sparkContext.defaultParallelism)
     predictions = mark_detections(
         classify_frames(todo, store_uri=settings.store_uri, endpoint_url=settings.s3_endpoint_url,
                         version=args.model_version), threshold)

@@ -6,7 +6,8 @@ import sys
 
 from pyspark.sql import DataFrame, functions as F, types as T
 
-from jobs.common import Stopwatch, new_parser, read_metrics, stage_dir, write_metrics
+from jobs.common import (Stopwatch, in_stable_batches, model_spec, new_parser, require_same_run, stage_dir,
+                         write_metrics)
 from jobs.inference import prefilter_batches
 from percolate.config import Settings
 from percolate.metering import job_cpu_seconds
@@ -42,20 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     watch = Stopwatch()
-    sampled = read_metrics(settings, "sample_frames", args.date)
-    if sampled["run_id"] != args.run_id:
-        raise RuntimeError(f"sampled frames for {args.date} come from run {sampled['run_id']!r}, not {args.run_id!r}")
-
-    from models.registry import ModelRegistry
-    from percolate.storage import open_store
-
-    spec = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url)).spec("prefilter", args.model_version)
-    threshold = float(spec["threshold"])
+    require_same_run(settings, ("sample_frames",), args.date, args.run_id)
+    threshold = float(model_spec(settings, "prefilter", args.model_version)["threshold"])
     spark = get_spark(f"percolate-prefilter-{args.date}", settings)
     frames = spark.read.parquet(f"{stage_dir(settings, 'sample_frames', args.date)}/frames")
-    # Hash partitions sorted by key: the same frames meet in the same batches on every run.
-    frames = frames.repartition(max(2, spark.sparkContext.defaultParallelism * 2), "call_id") \
-        .sortWithinPartitions("call_id", "frame_index")
+    frames = in_stable_batches(frames, spark.sparkContext.defaultParallelism * 2)
     scored = mark_passed(score_frames(frames, store_uri=settings.store_uri,
                                       endpoint_url=settings.s3_endpoint_url, version=args.model_version),
                          threshold)

@@ -10,9 +10,9 @@ import datetime as dt
 import json
 import sys
 
-from pyspark.sql import DataFrame, Window, functions as F
+from pyspark.sql import DataFrame, functions as F
 
-from jobs.common import STAGES, Stopwatch, new_parser, read_metrics, stage_dir
+from jobs.common import STAGES, Stopwatch, model_spec, new_parser, require_same_run, stage_dir
 from percolate.config import Settings
 from percolate.metering import job_cpu_seconds
 from percolate.provenance import code_version, provenance_values
@@ -149,17 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     watch = Stopwatch()
-    metrics = {stage: read_metrics(settings, stage, args.date) for stage in STAGES[:-1]}
-    stale = [s for s, m in metrics.items() if m["run_id"] != args.run_id]
-    if stale:
-        raise RuntimeError(f"stages {stale} for {args.date} are not from run {args.run_id!r}: rerun them first")
-
-    from models.registry import ModelRegistry
-    from percolate.storage import open_store
-
-    registry = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url))
-    prefilter_spec = registry.spec("prefilter", metrics["prefilter"]["model_version"])
-    heavy_spec = registry.spec("heavy", metrics["heavy"]["model_version"])
+    metrics = require_same_run(settings, STAGES[:-1], args.date, args.run_id)
+    prefilter_spec = model_spec(settings, "prefilter", metrics["prefilter"]["model_version"])
+    heavy_spec = model_spec(settings, "heavy", metrics["heavy"]["model_version"])
     published_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     sampler = dict(metrics["sample_frames"]["sampler"], decode_modes=metrics["sample_frames"]["decode_modes"])
     provenance = provenance_values(run_id=args.run_id, prefilter_spec=prefilter_spec, heavy_spec=heavy_spec,

@@ -58,14 +58,16 @@ def heavy_predictions(probs) -> tuple[np.ndarray, np.ndarray]:
 
 
 def heavy_threshold_for_precision(probs, true_idx, target_precision: float = 0.99,
-                                  confidence: float | None = None) -> dict:
+                                  confidence: float | None = None, min_detections: int = 10) -> dict:
     """Frame-level threshold on the best brand probability for precision >= target.
 
     probs: (N, C+1) softmax (col 0 = none); true_idx: (N,) 0 = none, 1..C = brand.
     A frame is a detection of argmax_{1..C} when that probability >= threshold; it is
     correct when the brand equals true_idx. Picks the lowest threshold (highest recall)
     whose precision (its Clopper-Pearson lower bound when `confidence` is given) meets
-    the target; achieved=False and threshold just above the top score if none does.
+    the target. If none does, the most precise cut keeping at least `min_detections`
+    frames (ties: more recall), with achieved=False: the frame decision stays useful and
+    the user-day rule carries the precision.
     """
     true_idx = np.asarray(true_idx).astype(int)
     pred, score = heavy_predictions(probs)
@@ -73,7 +75,7 @@ def heavy_threshold_for_precision(probs, true_idx, target_precision: float = 0.9
     s, correct = score[order], (pred[order] == true_idx[order])
     n_true = int((true_idx > 0).sum())
     tp = np.cumsum(correct)
-    best = None
+    best, fallback, fallback_prec = None, None, -1.0
     for k in range(1, len(s) + 1):
         if k < len(s) and s[k] == s[k - 1]:
             continue  # only cut between distinct scores
@@ -81,15 +83,18 @@ def heavy_threshold_for_precision(probs, true_idx, target_precision: float = 0.9
         stat = prec if confidence is None else binomial_lower_bound(int(tp[k - 1]), k, confidence)
         if stat >= target_precision:
             best = k
-    if best is None:
-        top = float(s[0]) if len(s) else 1.0
-        return {"threshold": float(np.nextafter(top, np.inf)), "precision": float("nan"),
-                "recall": 0.0, "achieved": False, "n_detections": 0}
+        if k >= min(min_detections, len(s)) and prec >= fallback_prec:
+            fallback, fallback_prec = k, prec
+    achieved = best is not None
+    best = best if achieved else fallback
+    if best is None:  # nothing to calibrate on
+        return {"threshold": 1.0, "precision": float("nan"), "recall": 0.0, "achieved": False,
+                "n_detections": 0}
     return {
         "threshold": float(s[best - 1]),
         "precision": float(tp[best - 1] / best),
         "recall": float(tp[best - 1] / n_true) if n_true else float("nan"),
-        "achieved": True,
+        "achieved": achieved,
         "n_detections": int(best),
     }
 

@@ -111,8 +111,8 @@ def _run_epochs(model: nn.Module, images: np.ndarray, targets: torch.Tensor, spe
     return history
 
 
-def train_prefilter(frames: pd.DataFrame, *, epochs: int = 15, seed: int = 0, batch_size: int = 64,
-                    lr: float = 5e-3, weight_decay: float = 1e-4, pos_fraction: float = 0.4,
+def train_prefilter(frames: pd.DataFrame, *, epochs: int = 40, seed: int = 0, batch_size: int = 64,
+                    lr: float = 1e-2, weight_decay: float = 1e-4, pos_fraction: float = 0.4,
                     pos_weight: float = 2.0, input_spec: InputSpec | None = None,
                     arch_kwargs: dict | None = None, images: np.ndarray | None = None,
                     progress: Progress = print) -> tuple[PrefilterCNN, list[dict]]:
@@ -236,7 +236,7 @@ def roc_auc(scores, labels) -> float:
 
 def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
                      class_names: list[str], registry, *, training_dates: list,
-                     seed: int = 0, prefilter_epochs: int = 15, heavy_epochs: int = 8,
+                     seed: int = 0, prefilter_epochs: int = 40, heavy_epochs: int = 12,
                      target_recall: float = 0.99, target_precision: float = 0.99,
                      confidence: float = 0.95, heavy_width_mult: float = 0.5,
                      alias: str | None = "production", progress: Progress = print) -> dict:

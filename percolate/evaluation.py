@@ -30,8 +30,8 @@ def score_frames(frames: pd.DataFrame, scores: pd.DataFrame, predictions: pd.Dat
     df = df.merge(scores[["call_id", "frame_index", "passed"]], on=["call_id", "frame_index"], how="left")
     pred = predictions[["call_id", "frame_index", "label", "score", "is_detection"]]
     df = df.merge(pred, on=["call_id", "frame_index"], how="left")
-    df["passed"] = df["passed"].fillna(False).astype(bool)
-    df["predicted"] = df["label"].where(df["is_detection"].fillna(False).astype(bool))
+    df["passed"] = df["passed"].astype("boolean").fillna(False).astype(bool)
+    df["predicted"] = df["label"].where(df["is_detection"].astype("boolean").fillna(False).astype(bool))
     positive = df["true_label"].notna()
     detected = df["predicted"].notna()
     correct = detected & (df["predicted"] == df["true_label"])

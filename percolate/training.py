@@ -24,11 +24,12 @@ class TrainingPlan:
 
     train_dates: tuple[str, ...] = ("2026-01-01", "2026-01-02")
     calib_dates: tuple[str, ...] = ("2026-01-03",)
-    calls_per_day: int = 40
+    # many short calls: more distinct cup episodes (scenes, brands, sizes) per video-second
+    calls_per_day: int = 120
     seed: int = 7
-    min_seconds: float = 20.0
-    max_seconds: float = 40.0
-    cup_share: float = 0.6
+    min_seconds: float = 6.0
+    max_seconds: float = 12.0
+    cup_share: float = 0.7
     prefilter_epochs: int | None = None
     heavy_epochs: int | None = None
 

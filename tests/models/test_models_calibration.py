@@ -64,3 +64,20 @@ def test_choose_aggregation_prefers_smallest_k_meeting_precision():
     assert rule["precision"] == 1.0 and rule["recall"] == 1.0
     det = apply_aggregation(frames, rule)
     assert set(det.user_id) == {f"t{u}" for u in range(20)}
+
+
+def test_heavy_threshold_falls_back_to_the_most_precise_useful_cut():
+    from models.calibration import heavy_threshold_for_precision
+
+    rng = np.random.default_rng(3)
+    n = 400
+    true_idx = rng.integers(0, 4, n)
+    probs = rng.dirichlet(np.ones(4), n)  # a model no better than chance: 99% is out of reach
+    out = heavy_threshold_for_precision(probs, true_idx, 0.99, confidence=0.95)
+    assert out["achieved"] is False
+    assert out["n_detections"] >= 10
+    best = probs[:, 1:].argmax(1) + 1
+    score = probs[np.arange(n), best]
+    det = score >= out["threshold"]
+    assert det.sum() == out["n_detections"]
+    assert (best[det] == true_idx[det]).mean() == pytest.approx(out["precision"])
