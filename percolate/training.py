@@ -25,7 +25,7 @@ class TrainingPlan:
     train_dates: tuple[str, ...] = ("2026-01-01", "2026-01-02")
     calib_dates: tuple[str, ...] = ("2026-01-03",)
     # many short calls: more distinct cup episodes (scenes, brands, sizes) per video-second
-    calls_per_day: int = 120
+    calls_per_day: int = 90
     seed: int = 7
     min_seconds: float = 6.0
     max_seconds: float = 12.0
