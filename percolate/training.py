@@ -66,7 +66,17 @@ def labelled_frames(settings: Settings, store: ObjectStore, date: str) -> pd.Dat
     frames["label"] = [label_at(calls[c], t / 1000.0) for c, t in zip(frames["call_id"], frames["ts_ms"])]
     frames["background"] = [calls[c]["background"] for c in frames["call_id"]]
     frames["date"] = date
-    return frames.sort_values(["call_id", "frame_index"]).reset_index(drop=True)
+    frames = frames.sort_values(["call_id", "frame_index"]).reset_index(drop=True)
+    check_training_frames(settings, frames, date, list(truth["classes"]))
+    return frames
+
+
+def check_training_frames(settings: Settings, frames: pd.DataFrame, date: str, classes: list[str]) -> None:
+    """Training data passes its expectation suite (labels known, sane label share, no duplicates)."""
+    from percolate.validation import check
+
+    data = frames.drop(columns=["jpeg"]).assign(jpeg_bytes=frames["jpeg"].map(len))
+    check(settings, "training_data", date, f"training-{date}", data=data, class_names=classes)
 
 
 def train(settings: Settings, plan: TrainingPlan = TrainingPlan(), alias: str = "production") -> dict:
