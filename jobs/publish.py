@@ -17,7 +17,8 @@ from percolate.config import Settings
 from percolate.metering import job_cpu_seconds
 from percolate.provenance import code_version, provenance_values
 from percolate.spark import get_spark
-from percolate.warehouse import ensure_tables, overwrite_partition
+from percolate.validation import gathered
+from percolate.warehouse import TABLES, ensure_tables, overwrite_partition
 
 
 def with_provenance(df: DataFrame, provenance: dict) -> DataFrame:
@@ -173,24 +174,20 @@ def main(argv: list[str] | None = None) -> int:
     overwrite_partition(spark, daily, db, "user_brand_daily", args.date)
     overwrite_partition(spark, build_quarantine(outcomes, args.run_id, published_at), db, "quarantine", args.date)
     counts = daily.agg(F.count("*").alias("rows"), F.sum(F.col("confirmed").cast("int")).alias("confirmed")).first()
-    from percolate.validation import gathered
-
     validation = gathered(settings, args.date)
     warnings = validation["warnings"] + drift_warnings
     if metrics["sample_frames"]["videos_ok"] < metrics["sample_frames"]["videos"]:
         warnings.append(f"{metrics['sample_frames']['videos'] - metrics['sample_frames']['videos_ok']} "
                         f"videos quarantined")
     metrics["publish"] = {"cpu_s": job_cpu_seconds()}
-    started = min(dt.datetime.fromisoformat(m["started_at"]) for m in metrics.values() if m.get("started_at")) \
-        if any(m.get("started_at") for m in metrics.values()) else None
+    starts = [dt.datetime.fromisoformat(m["started_at"]) for m in metrics.values() if m.get("started_at")]
+    started = min(starts) if starts else None
     row = build_run_row(
         run_id=args.run_id, metrics=metrics,
         counts={"user_brand_rows": int(counts["rows"]), "user_brand_detections": int(counts["confirmed"] or 0)},
         provenance=provenance, cost_per_core_hour=settings.cost_per_core_hour,
         started_at=started, finished_at=published_at, warnings=warnings, validation=validation,
     )
-    from percolate.warehouse import TABLES
-
     run_df = spark.createDataFrame([row], TABLES["pipeline_runs"])
     overwrite_partition(spark, run_df, db, "pipeline_runs", args.date)
     summary = settings.reports_dir / f"dt={args.date}" / "summary.json"

@@ -149,6 +149,8 @@ def format_evaluation(result: dict) -> str:
     return "\n".join([
         f"Held-out evaluation for {result['date']} ({f['frames']} sampled frames, {f['frames_with_cup']} with a cup)",
         f"  prefilter: pass rate {pct(f['prefilter']['pass_rate'])}, recall {pct(f['prefilter']['recall'])}",
+        f"  heavy model on the {f['heavy']['cup_frames_seen']} cup frames it saw: brand accuracy "
+        f"{pct(f['heavy']['brand_accuracy_on_cup_frames'])} (chance {pct(f['heavy']['chance_accuracy'])})",
         f"  cascade frames: precision {pct(f['cascade']['precision'])}, recall {pct(f['cascade']['recall'])} "
         f"({f['cascade']['detections']} detections; chance precision ~{pct(f['cascade']['chance_precision'])})",
         f"  user-day: precision {pct(u['precision'])}, recall {pct(u['recall'])} "

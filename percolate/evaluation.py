@@ -34,6 +34,7 @@ def score_frames(frames: pd.DataFrame, scores: pd.DataFrame, predictions: pd.Dat
     df["predicted"] = df["label"].where(df["is_detection"].astype("boolean").fillna(False).astype(bool))
     positive = df["true_label"].notna()
     detected = df["predicted"].notna()
+    cups_seen = positive & df["label"].notna()  # cup frames the heavy model classified
     correct = detected & (df["predicted"] == df["true_label"])
     return {
         "frames": int(len(df)),
@@ -42,6 +43,12 @@ def score_frames(frames: pd.DataFrame, scores: pd.DataFrame, predictions: pd.Dat
             "pass_rate": _ratio(df["passed"].sum(), len(df)),
             "recall": _ratio((df["passed"] & positive).sum(), positive.sum()),
             "precision": _ratio((df["passed"] & positive).sum(), df["passed"].sum()),
+        },
+        "heavy": {
+            "cup_frames_seen": int(cups_seen.sum()),
+            "brand_accuracy_on_cup_frames": _ratio((cups_seen & (df["label"] == df["true_label"])).sum(),
+                                                   cups_seen.sum()),
+            "chance_accuracy": _ratio(1, len(truth.get("classes", [])) or 1),
         },
         "cascade": {
             "detections": int(detected.sum()),

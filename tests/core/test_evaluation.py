@@ -23,6 +23,8 @@ def test_frame_scores_count_prefilter_and_cascade():
     assert out["frames_with_cup"] == 2  # c1 at 2 s and 3 s
     assert out["prefilter"] == {"pass_rate": round(4 / 6, 4), "recall": 1.0, "precision": 0.5}
     # detections: c1/1 (A, wrong: no cup), c1/2 (A, right), c1/3 (B, wrong brand)
+    # the heavy model saw both cup frames (c1/2 right, c1/3 wrong brand)
+    assert out["heavy"] == {"cup_frames_seen": 2, "brand_accuracy_on_cup_frames": 0.5, "chance_accuracy": 0.5}
     assert out["cascade"]["detections"] == 3
     assert out["cascade"]["precision"] == round(1 / 3, 4)
     assert out["cascade"]["recall"] == 0.5
