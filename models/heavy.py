@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.layers import conv_bn_act
+
 DEFAULT_INPUT = (128, 128)  # width, height of the crop the heavy model sees
 DEFAULT_CROP = 0.5  # crop side as a fraction of frame height, centred on the prefilter's peak
 
@@ -25,11 +27,7 @@ def _make_divisible(v: float, divisor: int = 8) -> int:
 
 
 def _conv_bn_relu6(cin: int, cout: int, k: int, stride: int, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU6(inplace=True),
-    )
+    return conv_bn_act(cin, cout, k, stride, groups, act=nn.ReLU6)
 
 
 class InvertedResidual(nn.Module):

@@ -10,15 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.layers import conv_bn_act
+
 DEFAULT_INPUT = (128, 72)  # width, height
-
-
-def _conv_bn(cin: int, cout: int, k: int, stride: int, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
 
 
 class PrefilterCNN(nn.Module):
@@ -34,9 +28,9 @@ class PrefilterCNN(nn.Module):
         channels, strides = tuple(channels), tuple(strides)
         if len(strides) != len(channels) - 1:
             raise ValueError("need one stride per block (len(channels) - 1)")
-        layers = [_conv_bn(3, channels[0], 3, 2)]
+        layers = [conv_bn_act(3, channels[0], 3, 2)]
         for cin, cout, s in zip(channels[:-1], channels[1:], strides):
-            layers += [_conv_bn(cin, cin, 3, s, groups=cin), _conv_bn(cin, cout, 1, 1)]
+            layers += [conv_bn_act(cin, cin, 3, s, groups=cin), conv_bn_act(cin, cout, 1, 1)]
         self.features = nn.Sequential(*layers)
         self.head = nn.Conv2d(channels[-1], 1, 1)
 
