@@ -19,7 +19,9 @@ Processes **exactly the partition of the run's logical date** (`{{ ds }}`):
 2. `resolve_models` - pins the registry aliases (default `production`) to versions, so every
    stage of this run uses the same models even if an alias moves meanwhile.
 3. `sample_frames` (Spark) - decodes each stored video in the executors, keeps N frames per
-   second of presentation time; unusable videos get a reason code instead of failing the run.
+   second of presentation time; each decode runs in a child process with a memory cap and a
+   hard time limit (`PERCOLATE_DECODE_*`), and unusable videos get a reason code (the
+   `quarantine` table) instead of failing the run.
 4. `prefilter` (Spark) - a tiny high-recall CNN scores every sampled frame.
 5. `heavy` (Spark) - a MobileNet-class model classifies only the frames that passed.
 6. `publish` (Spark) - builds the rows, validates them (write, audit, then publish) and checks

@@ -125,7 +125,7 @@ def _truth(frames: pd.DataFrame) -> set:
 
 def choose_aggregation(frames: pd.DataFrame, target_precision: float = 0.99,
                        min_scores=None, max_frames: int = 5) -> dict:
-    """Pick the user-day rule: the smallest k in 1..max_frames reaching the precision target.
+    """Pick the user-day rule (k frames at score >= s) with the best recall at the precision target.
 
     frames: pandas DataFrame, one row per sampled calibration frame (ALL frames of each
     user-day, including those the prefilter rejected) with columns
@@ -135,8 +135,9 @@ def choose_aggregation(frames: pd.DataFrame, target_precision: float = 0.99,
       pred_brand  - the heavy model's best brand, or None if not run / rejected,
       score       - that brand's probability (ignored when pred_brand is None).
     Truth: a user-day has brand b when any of its frames truly shows b. A rule detects
-    (user-day, b) when >= k frames were predicted b with score >= s. For each k the
-    candidate s with the best recall (among those meeting precision) is kept.
+    (user-day, b) when >= k frames were predicted b with score >= s. Among the rules
+    meeting the precision target, the one with the best recall wins; ties go to the
+    stricter rule (more frames, then a higher score), which leaves a margin.
     Returns {min_frames, min_score, precision, recall, achieved, n_positive_user_days,
     n_detections}; if nothing meets the target: the most precise rule, achieved=False.
     """
@@ -154,12 +155,10 @@ def choose_aggregation(frames: pd.DataFrame, target_precision: float = 0.99,
             rec = tp / len(truth) if truth else float("nan")
             results.append({"min_frames": k, "min_score": s, "precision": prec, "recall": rec,
                             "n_positive_user_days": len(truth), "n_detections": len(dset)})
-    for k in range(1, max_frames + 1):
-        ok = [r for r in results if r["min_frames"] == k and r["n_detections"] > 0
-              and r["precision"] >= target_precision]
-        if ok:
-            best = max(ok, key=lambda r: (r["recall"], -r["min_score"]))
-            return {**best, "achieved": True}
+    ok = [r for r in results if r["n_detections"] > 0 and r["precision"] >= target_precision]
+    if ok:
+        best = max(ok, key=lambda r: (r["recall"], r["min_frames"], r["min_score"]))
+        return {**best, "achieved": True}
     scored = [r for r in results if r["n_detections"] > 0] or results
     best = max(scored, key=lambda r: (np.nan_to_num(r["precision"]), r["recall"]))
     return {**best, "achieved": False}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from percolate.config import Settings
 from percolate.layout import check_date
-from percolate.sql import run_queries, run_query
+from percolate.sql import run_queries
 from percolate.training import TrainingPlan
 
 DEMO_DATE = "2026-11-20"
@@ -118,50 +118,14 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-DAILY_FOR_EVALUATION = "SELECT user_id, brand, confirmed FROM user_brand_daily WHERE dt = '{date}'"
-
-
-def evaluate_day(settings: Settings, date: str, daily_rows: list[dict] | None = None) -> dict:
-    """Frame-level and user-day figures of a processed generated day against its truth."""
-    import pandas as pd
-
-    from percolate.evaluation import score_frames, score_user_days
-    from percolate.layout import stage_path
-    from percolate.storage import open_store
-    from percolate.synth import load_truth
-
-    truth = load_truth(open_store(settings.store_uri, settings.s3_endpoint_url), date)
-    stage = lambda s: stage_path(settings.stage_dir, s, date)  # noqa: E731
-    frames = pd.read_parquet(f"{stage('sample_frames')}/frames",
-                             columns=["call_id", "user_id", "frame_index", "ts_ms"])
-    scores = pd.read_parquet(stage("prefilter"))
-    predictions = pd.read_parquet(stage("heavy"))
-    if daily_rows is None:
-        daily_rows = run_query(settings, DAILY_FOR_EVALUATION.format(date=check_date(date)))
-    daily = pd.DataFrame(daily_rows, columns=["user_id", "brand", "confirmed"])
-    return {"date": date, "frame_level": score_frames(frames, scores, predictions, truth),
-            "user_day": score_user_days(daily, truth, frames)}
-
-
-def format_evaluation(result: dict) -> str:
-    f, u = result["frame_level"], result["user_day"]
-    pct = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
-    return "\n".join([
-        f"Held-out evaluation for {result['date']} ({f['frames']} sampled frames, {f['frames_with_cup']} with a cup)",
-        f"  prefilter: pass rate {pct(f['prefilter']['pass_rate'])}, recall {pct(f['prefilter']['recall'])}",
-        f"  heavy model on the {f['heavy']['cup_frames_seen']} cup frames it saw: brand accuracy "
-        f"{pct(f['heavy']['brand_accuracy_on_cup_frames'])} (chance {pct(f['heavy']['chance_accuracy'])})",
-        f"  cascade frames: precision {pct(f['cascade']['precision'])}, recall {pct(f['cascade']['recall'])} "
-        f"({f['cascade']['detections']} detections; chance precision ~{pct(f['cascade']['chance_precision'])})",
-        f"  user-day: precision {pct(u['precision'])}, recall {pct(u['recall'])} "
-        f"({u['predicted_user_brands']} predicted, {u['true_user_brands']} true user-brands)",
-    ])
-
-
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    result = evaluate_day(settings, args.date)
-    emit(args, result, format_evaluation(result))
-    return 0
+    from percolate.holdout import HoldoutDay, evaluate, format_result
+
+    spec = HoldoutDay(calls=args.calls, seed=args.seed)
+    out = evaluate(settings, args.date, prefilter=args.prefilter_model, heavy=args.heavy_model,
+                   generate=not args.no_generate, rerun=args.rerun, spec=spec)
+    emit(args, out, format_result(out))
+    return 0 if not args.require_targets or out["pooled"]["targets"]["all_met"] else 3
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -169,6 +133,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
     from models.registry import ModelRegistry
+    from percolate.holdout import evaluate, format_result
     from percolate.orchestration import run_nightly
     from percolate.report import format_funnel, format_rows
     from percolate.storage import open_store
@@ -183,16 +148,15 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         log("no production models registered: training first versions")
         train(settings, TrainingPlan())
     summary = json.loads(run_nightly(settings, args.date).read_text())
-    daily, first_rows = run_queries(settings, [
-        DAILY_FOR_EVALUATION.format(date=args.date),
+    evaluation = evaluate(settings, [args.date], generate=False)
+    first_rows = run_queries(settings, [
         f"SELECT user_id, brand, frames, calls, round(max_score, 3) AS max_score, first_seen_call_id, "
         f"first_seen_ts_ms, confirmed, heavy_version FROM user_brand_daily WHERE dt = '{args.date}' "
-        f"ORDER BY confirmed DESC, frames DESC, user_id, brand LIMIT 10"])
-    evaluation = evaluate_day(settings, args.date, daily)
+        f"ORDER BY confirmed DESC, frames DESC, user_id, brand LIMIT 10"])[0]
     rows = first_rows
     elapsed = time.perf_counter() - start
     emit(args, {"summary": summary, "evaluation": evaluation, "user_brand_daily": rows, "elapsed_s": elapsed},
-         "\n\n".join([format_funnel(summary), format_evaluation(evaluation),
+         "\n\n".join([format_funnel(summary), format_result(evaluation),
                       "First rows of user_brand_daily:\n" + format_rows(rows),
                       f"Demo finished in {elapsed / 60:.1f} min. Try: .venv/bin/percolate query "
                       f"\"SELECT * FROM pipeline_runs\""]))
@@ -208,6 +172,81 @@ def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
     text = "\n".join(f"{role} {m['version']} threshold={m.get('threshold')} aliases={m.get('aliases', [])}"
                      for role, ms in models.items() for m in ms) or "(no models registered)"
     emit(args, models, text)
+    return 0
+
+
+def _spec_from_args(args: argparse.Namespace) -> dict:
+    """The spec of a model brought from a file: the --spec JSON, then the flags on top."""
+    spec: dict = {}
+    if args.spec:
+        spec = json.loads(Path(args.spec).read_text())
+        if not isinstance(spec, dict):
+            raise ValueError(f"{args.spec}: want a JSON object")
+    inp = dict(spec.get("input") or {})
+    if args.input_size:
+        m = re.fullmatch(r"(\d+)x(\d+)", args.input_size)
+        if not m:
+            raise ValueError(f"--input-size wants WIDTHxHEIGHT, got {args.input_size!r}")
+        inp["width"], inp["height"] = int(m.group(1)), int(m.group(2))
+    for name in ("mean", "std"):
+        value = getattr(args, name)
+        if value:
+            parts = [float(v) for v in value.split(",")]
+            if len(parts) != 3:
+                raise ValueError(f"--{name} wants three comma-separated numbers")
+            inp[name] = parts
+    if args.crop is not None:
+        inp["crop"] = args.crop
+    if not {"width", "height"} <= set(inp):
+        raise ValueError("give the input size: --input-size WxH or \"input\" in --spec")
+    spec["input"] = inp
+    if args.classes:
+        spec["class_names"] = [c.strip() for c in args.classes.split(",") if c.strip()]
+    if args.role == "prefilter":
+        spec.setdefault("class_names", ["positive"])
+    if not spec.get("class_names"):
+        raise ValueError("give the class names: --classes a,b,c or \"class_names\" in --spec")
+    if args.threshold is not None:
+        spec["threshold"] = args.threshold
+    if args.min_frames is not None or args.min_score is not None:
+        agg = dict(spec.get("aggregation") or {})
+        agg["min_frames"] = args.min_frames if args.min_frames is not None else agg.get("min_frames", 1)
+        agg["min_score"] = args.min_score if args.min_score is not None else agg.get(
+            "min_score", spec.get("threshold", 0.5))
+        spec["aggregation"] = agg
+    if args.outputs:
+        spec["output"] = args.outputs
+    spec.setdefault("source_file", Path(args.file).name)
+    return spec
+
+
+def cmd_models_register(args: argparse.Namespace, settings: Settings) -> int:
+    """Register a TorchScript file with its spec; it then runs like a built-in model."""
+    from models.registry import ModelRegistry
+    from percolate.storage import open_store
+
+    registry = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url))
+    if not Path(args.file).is_file():
+        raise FileNotFoundError(f"no such file: {args.file}")
+    version = registry.register(args.role, None, _spec_from_args(args), torchscript_path=args.file)
+    if args.alias:
+        registry.set_alias(args.role, args.alias, version)
+    spec = registry.spec(args.role, version)
+    emit(args, {"role": args.role, "version": version, "alias": args.alias, "spec": spec},
+         f"registered {args.role} {version}" + (f" as {args.alias}" if args.alias else "")
+         + f": classes {', '.join(spec['class_names'])}; threshold {spec['threshold']}")
+    return 0
+
+
+def cmd_models_alias(args: argparse.Namespace, settings: Settings) -> int:
+    from models.registry import ModelRegistry
+    from percolate.storage import open_store
+
+    registry = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url))
+    version = registry.resolve(args.role, args.version)
+    registry.set_alias(args.role, args.alias, version)
+    emit(args, {"role": args.role, "alias": args.alias, "version": version},
+         f"{args.role} {args.alias} -> {version}")
     return 0
 
 
@@ -250,8 +289,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sql")
     p.add_argument("--limit", type=int, default=None)
 
-    p = command("evaluate", cmd_evaluate, "Score a processed generated day against its ground truth.")
-    p.add_argument("--date", required=True, type=check_date)
+    p = command("evaluate", cmd_evaluate,
+                "Score held-out generated days end to end against their ground truth, with an HTML report.")
+    p.add_argument("--date", required=True, type=check_date, action="append",
+                   help="a day to evaluate (repeat for several); generated with the holdout backgrounds if missing")
+    p.add_argument("--calls", type=int, default=60, help="calls per day when generating one")
+    p.add_argument("--seed", type=int, default=None, help="seed when generating (default: from the date)")
+    p.add_argument("--no-generate", action="store_true", help="fail instead of generating a missing day")
+    p.add_argument("--rerun", action="store_true", help="run the nightly DAG again even if it ran with these models")
+    p.add_argument("--prefilter-model", default="production", help="alias or version")
+    p.add_argument("--heavy-model", default="production", help="alias or version")
+    p.add_argument("--require-targets", action="store_true",
+                   help="exit 3 unless the pooled figures meet the targets")
 
     p = command("demo", cmd_demo, "Generate, train if needed, run the nightly DAG and show results.")
     p.add_argument("--date", type=check_date, default=DEMO_DATE)
@@ -263,6 +312,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = models_sub.add_parser("list", help="List registered versions and aliases.")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models_list)
+
+    p = models_sub.add_parser(
+        "register", help="Register your own TorchScript model (prefilter or heavy) with a small spec.",
+        description="Register a TorchScript file. The spec (a JSON file and/or flags) gives the input size, "
+                    "normalisation, class names and thresholds; the model must output logits (or probabilities "
+                    "with --outputs probabilities): one per frame for a prefilter, none + one per class for a "
+                    "heavy model.")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--role", required=True, choices=["prefilter", "heavy"])
+    p.add_argument("--file", required=True, help="TorchScript file (torch.jit.save)")
+    p.add_argument("--spec", help="JSON: {input: {width, height, mean, std, crop}, class_names, threshold, "
+                                  "aggregation: {min_frames, min_score}, output}")
+    p.add_argument("--input-size", help="WIDTHxHEIGHT the model expects")
+    p.add_argument("--mean", help="per-channel mean on the [0, 1] scale, e.g. 0.485,0.456,0.406")
+    p.add_argument("--std", help="per-channel std on the [0, 1] scale")
+    p.add_argument("--crop", type=float, default=None,
+                   help="heavy only: see a square crop of this fraction of the frame height around the "
+                        "prefilter's peak instead of the whole frame")
+    p.add_argument("--classes", help="comma-separated class names (heavy: the labels after 'none')")
+    p.add_argument("--threshold", type=float, default=None, help="decision threshold on the model's score")
+    p.add_argument("--min-frames", type=int, default=None, help="heavy: frames a user-day needs for a detection")
+    p.add_argument("--min-score", type=float, default=None, help="heavy: score those frames need")
+    p.add_argument("--outputs", choices=["logits", "probabilities"], default=None)
+    p.add_argument("--alias", default=None, help="also point this alias (e.g. challenger) at the new version")
+    p.set_defaults(func=cmd_models_register)
+
+    p = models_sub.add_parser("alias", help="Point an alias (production, challenger, ...) at a version.")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--role", required=True, choices=["prefilter", "heavy"])
+    p.add_argument("--alias", required=True)
+    p.add_argument("--version", required=True, help="a version (v0003) or another alias")
+    p.set_defaults(func=cmd_models_alias)
     return parser
 
 
@@ -271,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     try:
         return args.func(args, settings)
-    except (RuntimeError, ValueError, FileNotFoundError) as exc:
+    except (RuntimeError, ValueError, KeyError, FileNotFoundError) as exc:
         print(f"percolate {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

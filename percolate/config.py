@@ -12,11 +12,45 @@ DEFAULT_DATABASE = "percolate"
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    """How frames are taken from a video: `fps` frames per second of presentation time."""
+    """How frames are taken from a video: `fps` frames per second of presentation time.
+
+    The decode limits apply to every (untrusted) video; a video over a limit is quarantined.
+    """
 
     fps: float = 1.0
     max_side: int = 640  # sampled frames are stored with their long side at most this
     jpeg_quality: int = 90
+    time_limit_s: float = 300.0  # wall clock per video; a hung decode is killed after it
+    memory_limit_mb: int = 2048  # address space one video's decode may add (isolated decode)
+    max_pixels: int = 4096 * 2304  # per frame
+    max_duration_s: float = 4 * 3600.0
+    isolated: bool = True  # decode each video in a forked child with hard limits
+
+    def decode_limits(self) -> dict:
+        """The limits as keyword arguments of `percolate.sampler.DecodeLimits`."""
+        return {"time_limit_s": self.time_limit_s, "max_memory_bytes": self.memory_limit_mb * 1024 * 1024,
+                "max_pixels": self.max_pixels, "max_duration_s": self.max_duration_s}
+
+
+def _flag(value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a yes/no value: {value!r}")
+
+
+def sampler_from_env(env: Mapping[str, str]) -> SamplerSettings:
+    d = SamplerSettings()
+    return SamplerSettings(
+        fps=float(env.get("PERCOLATE_SAMPLE_FPS", d.fps)),
+        time_limit_s=float(env.get("PERCOLATE_DECODE_TIME_LIMIT_S", d.time_limit_s)),
+        memory_limit_mb=int(env.get("PERCOLATE_DECODE_MEMORY_MB", d.memory_limit_mb)),
+        max_pixels=int(env.get("PERCOLATE_DECODE_MAX_PIXELS", d.max_pixels)),
+        max_duration_s=float(env.get("PERCOLATE_DECODE_MAX_DURATION_S", d.max_duration_s)),
+        isolated=_flag(env.get("PERCOLATE_DECODE_ISOLATED", "1")),
+    )
 
 
 @dataclass(frozen=True)
@@ -64,7 +98,7 @@ class Settings:
             store_uri=store,
             database=env.get("PERCOLATE_DATABASE", DEFAULT_DATABASE),
             spark_master=env.get("PERCOLATE_SPARK_MASTER", "local[*]"),
-            sampler=SamplerSettings(fps=float(env.get("PERCOLATE_SAMPLE_FPS", "1.0"))),
+            sampler=sampler_from_env(env),
             cost_per_core_hour=float(env.get("PERCOLATE_COST_PER_CORE_HOUR", "0.048")),
             s3_endpoint_url=env.get("PERCOLATE_S3_ENDPOINT_URL") or None,
         )

@@ -1,70 +1,165 @@
-"""Scoring a processed day against its ground truth (generated days only).
+"""Scoring processed days against their ground truth (generated days only).
 
-Pure pandas: inputs are the stage outputs of one date and the day's truth JSON.
+Pure pandas/numpy: inputs are the stage outputs of one date (sampled frames, prefilter
+scores, heavy predictions), the published user-day rows and the day's truth JSON.
+`frame_table` joins them into one row per sampled frame; everything else reads that.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from percolate.synth.truth import label_at
 
+NONE = "none"
+
 
 def _ratio(num: float, den: float) -> float | None:
-    return round(num / den, 4) if den else None
+    return round(float(num) / float(den), 4) if den else None
 
 
-def frame_truth(frames: pd.DataFrame, truth: dict) -> pd.DataFrame:
-    """Sampled frames (call_id, user_id, frame_index, ts_ms) with the true label (None = no cup)."""
+def frame_table(frames: pd.DataFrame, scores: pd.DataFrame, predictions: pd.DataFrame,
+                truth: dict) -> pd.DataFrame:
+    """One row per sampled frame: truth, prefilter score and decision, heavy output.
+
+    Columns: call_id, user_id, frame_index, ts_ms, true_label (None = no cup),
+    prefilter_score, passed, label / score (the heavy model's best class and its
+    probability; None when it did not see the frame), is_detection, predicted (label
+    when it is a detection, else None).
+    """
     calls = {c["call_id"]: c for c in truth["calls"]}
-    out = frames[["call_id", "user_id", "frame_index", "ts_ms"]].copy()
-    out["true_label"] = [label_at(calls[c], t / 1000.0) if c in calls else None
-                         for c, t in zip(out["call_id"], out["ts_ms"])]
-    return out
-
-
-def score_frames(frames: pd.DataFrame, scores: pd.DataFrame, predictions: pd.DataFrame,
-                 truth: dict) -> dict:
-    """Frame-level precision/recall of the prefilter and of the whole cascade."""
-    df = frame_truth(frames, truth)
-    df = df.merge(scores[["call_id", "frame_index", "passed"]], on=["call_id", "frame_index"], how="left")
-    pred = predictions[["call_id", "frame_index", "label", "score", "is_detection"]]
-    df = df.merge(pred, on=["call_id", "frame_index"], how="left")
+    df = frames[["call_id", "user_id", "frame_index", "ts_ms"]].copy()
+    df["true_label"] = [label_at(calls[c], t / 1000.0) if c in calls else None
+                        for c, t in zip(df["call_id"], df["ts_ms"])]
+    df = df.merge(scores[["call_id", "frame_index", "prefilter_score", "passed"]],
+                  on=["call_id", "frame_index"], how="left")
+    df = df.merge(predictions[["call_id", "frame_index", "label", "score", "is_detection"]],
+                  on=["call_id", "frame_index"], how="left")
     df["passed"] = df["passed"].astype("boolean").fillna(False).astype(bool)
-    df["predicted"] = df["label"].where(df["is_detection"].astype("boolean").fillna(False).astype(bool))
+    df["is_detection"] = df["is_detection"].astype("boolean").fillna(False).astype(bool)
+    df["prefilter_score"] = df["prefilter_score"].astype(float).fillna(0.0)
+    df["label"] = df["label"].where(df["label"].notna(), None)
+    df["predicted"] = df["label"].where(df["is_detection"], None)
+    return df
+
+
+def score_frames(df: pd.DataFrame, class_names: list[str]) -> dict:
+    """Frame-level precision/recall of each stage, the pass rate and the brand accuracy."""
     positive = df["true_label"].notna()
+    passed = df["passed"]
+    seen = df["label"].notna()  # frames the heavy model classified
     detected = df["predicted"].notna()
-    cups_seen = positive & df["label"].notna()  # cup frames the heavy model classified
     correct = detected & (df["predicted"] == df["true_label"])
+    cups_seen = positive & seen
     return {
         "frames": int(len(df)),
         "frames_with_cup": int(positive.sum()),
         "prefilter": {
-            "pass_rate": _ratio(df["passed"].sum(), len(df)),
-            "recall": _ratio((df["passed"] & positive).sum(), positive.sum()),
-            "precision": _ratio((df["passed"] & positive).sum(), df["passed"].sum()),
+            "pass_rate": _ratio(passed.sum(), len(df)),
+            "passed": int(passed.sum()),
+            "recall": _ratio((passed & positive).sum(), positive.sum()),
+            "precision": _ratio((passed & positive).sum(), passed.sum()),
         },
-        "heavy": {
+        "heavy": {  # on the frames that reached it
+            "frames_seen": int(seen.sum()),
+            "detections": int(detected.sum()),
+            "precision": _ratio(correct.sum(), detected.sum()),
+            "recall": _ratio(correct.sum(), cups_seen.sum()),
             "cup_frames_seen": int(cups_seen.sum()),
             "brand_accuracy_on_cup_frames": _ratio((cups_seen & (df["label"] == df["true_label"])).sum(),
                                                    cups_seen.sum()),
-            "chance_accuracy": _ratio(1, len(truth.get("classes", [])) or 1),
+            "chance_accuracy": _ratio(1, len(class_names) or 1),
         },
         "cascade": {
             "detections": int(detected.sum()),
             "precision": _ratio(correct.sum(), detected.sum()),
             "recall": _ratio(correct.sum(), positive.sum()),
-            "chance_precision": _ratio(positive.sum(), len(df) * max(1, len(truth.get("classes", [])))),
         },
     }
 
 
-def score_user_days(daily: pd.DataFrame, truth: dict, frames: pd.DataFrame) -> dict:
-    """User-day precision/recall: confirmed (user, brand) rows vs brands visible in the sampled frames."""
-    df = frame_truth(frames, truth)
-    true_pairs = set(df.dropna(subset=["true_label"])[["user_id", "true_label"]].itertuples(index=False, name=None))
-    confirmed = daily[daily["confirmed"].astype(bool)] if len(daily) else daily
-    predicted = set(confirmed[["user_id", "brand"]].itertuples(index=False, name=None)) if len(daily) else set()
-    hits = len(true_pairs & predicted)
+def true_user_brands(df: pd.DataFrame) -> set[tuple[str, str]]:
+    """(user_id, brand) pairs visible in at least one sampled frame of the day."""
+    t = df.dropna(subset=["true_label"])
+    return set(t[["user_id", "true_label"]].itertuples(index=False, name=None))
+
+
+def predicted_user_brands(daily: pd.DataFrame) -> set[tuple[str, str]]:
+    """Confirmed (user_id, brand) rows of user_brand_daily."""
+    if not len(daily):
+        return set()
+    confirmed = daily[daily["confirmed"].astype(bool)]
+    return set(confirmed[["user_id", "brand"]].itertuples(index=False, name=None))
+
+
+def score_pairs(true_pairs: set, predicted: set, class_names: list[str]) -> dict:
+    """Precision/recall of user-brand pairs, overall and per brand."""
+    hits = true_pairs & predicted
+    per_brand = {}
+    for b in class_names:
+        t = {p for p in true_pairs if p[1] == b}
+        p = {q for q in predicted if q[1] == b}
+        per_brand[b] = {"true": len(t), "predicted": len(p), "correct": len(t & p),
+                        "precision": _ratio(len(t & p), len(p)), "recall": _ratio(len(t & p), len(t))}
     return {"true_user_brands": len(true_pairs), "predicted_user_brands": len(predicted),
-            "precision": _ratio(hits, len(predicted)), "recall": _ratio(hits, len(true_pairs))}
+            "correct": len(hits), "precision": _ratio(len(hits), len(predicted)),
+            "recall": _ratio(len(hits), len(true_pairs)), "per_brand": per_brand}
+
+
+def score_user_days(daily: pd.DataFrame, df: pd.DataFrame, class_names: list[str]) -> dict:
+    """User-day precision/recall of the published rows against the brands truly seen."""
+    return score_pairs(true_user_brands(df), predicted_user_brands(daily), class_names)
+
+
+def confusion(df: pd.DataFrame, class_names: list[str]) -> tuple[list[str], np.ndarray]:
+    """Counts of (true, predicted) over all sampled frames; "none" = no cup / no detection."""
+    labels = [NONE] + list(class_names)
+    index = {c: i for i, c in enumerate(labels)}
+    m = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for t, p in zip(df["true_label"], df["predicted"]):
+        m[index.get(t, 0) if t else 0, index.get(p, 0) if p else 0] += 1
+    return labels, m
+
+
+def pr_curve(scores, correct, n_positive: int) -> pd.DataFrame:
+    """Precision and recall when keeping items with score >= each distinct threshold.
+
+    `correct` marks kept items that count as true positives; recall is over
+    `n_positive` (positives that can never be kept still count against recall).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    correct = np.asarray(correct, dtype=bool)
+    order = np.argsort(-scores, kind="stable")
+    s, c = scores[order], correct[order]
+    tp = np.cumsum(c)
+    kept = np.arange(1, len(s) + 1)
+    last = np.r_[s[1:] != s[:-1], True] if len(s) else np.zeros(0, bool)  # end of each tie group
+    return pd.DataFrame({"threshold": s[last], "precision": tp[last] / kept[last],
+                         "recall": tp[last] / max(n_positive, 1), "kept": kept[last]})
+
+
+def flops_per_frame(prefilter_flops: float | None, heavy_flops: float | None, pass_rate: float | None) -> dict:
+    """FLOPs per sampled frame: the cascade (prefilter on all, heavy on the passing share)
+    against running the heavy model on every frame."""
+    if prefilter_flops is None or heavy_flops is None or pass_rate is None:
+        return {"prefilter": prefilter_flops, "heavy_alone": heavy_flops, "cascade": None, "saving": None}
+    cascade = float(prefilter_flops) + float(pass_rate) * float(heavy_flops)
+    return {"prefilter": int(prefilter_flops), "heavy_alone": int(heavy_flops), "cascade": int(round(cascade)),
+            "saving": round(float(heavy_flops) / cascade, 2) if cascade else None}
+
+
+def meets_targets(result: dict, targets: dict) -> dict:
+    """Which of the requirement's targets a day's (or the pooled) result meets."""
+    u, f = result["user_day"], result["frame_level"]
+    checks = {
+        "user_day_precision": (u["precision"], ">=", targets["precision"]),
+        "user_day_recall": (u["recall"], ">=", targets["recall"]),
+        "prefilter_pass_rate": (f["prefilter"]["pass_rate"], "<=", targets["pass_rate"]),
+    }
+    out = {}
+    for name, (value, op, target) in checks.items():
+        ok = value is not None and (value >= target if op == ">=" else value <= target)
+        out[name] = {"value": value, "target": f"{op} {target}", "met": bool(ok)}
+    out["all_met"] = all(v["met"] for v in out.values())
+    return out

@@ -8,8 +8,10 @@ REASON_CODES = (
     "no_video_stream",  # audio only, data only
     "absurd_dimensions",  # more pixels per frame than the limit
     "duration_out_of_range",  # longer (or shorter) than the limits
-    "decode_timeout",  # decoding took longer than the time limit
+    "decode_timeout",  # decoding took longer than the time limit (or hung and was killed)
     "too_many_frames_failed",  # most frames failed to decode
+    "memory_limit",  # the decode needed more memory than the per-video cap
+    "decode_crashed",  # the process decoding the video died (a crash in FFmpeg, a signal)
     # set by the sampling job, not by the sampler: the object is gone, or an unexpected error
     "missing_file",
     "decode_error",

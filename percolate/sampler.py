@@ -44,7 +44,12 @@ Safety (untrusted input)
 * ``width*height > max_pixels`` is rejected before decoding (and re-checked on every
   decoded frame); container duration outside ``[min_duration_s, max_duration_s]`` is
   rejected before decoding (and re-checked against observed timestamps); the wall
-  clock (probing + demux pass + decode) is limited to ``time_limit_s``.
+  clock (probing + demux pass + decode) is limited to ``time_limit_s``, checked between
+  packets.  A single FFmpeg call that never returns, and the memory cap
+  ``max_memory_bytes``, are only enforced by
+  :func:`percolate.isolation.sample_video_isolated`, which runs this same code in a
+  forked child with hard limits (what the Spark job uses).
+* An allocation failure (``MemoryError``, FFmpeg ``ENOMEM``) is ``memory_limit``.
 * Every problem with the file itself raises :class:`VideoRejected` with a code from
   :data:`REASON_CODES`.  Invalid ARGUMENTS raise ``ValueError``; a missing/unreadable
   path raises the usual ``OSError`` (an infrastructure problem, not a bad video).
@@ -66,9 +71,11 @@ from __future__ import annotations
 import io
 import math
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Callable
 
 import av
 import av.error
@@ -83,7 +90,9 @@ __all__ = [
     "SampledFrame",
     "VideoInfo",
     "VideoRejected",
+    "check_arguments",
     "sample_video",
+    "stream_video",
 ]
 
 from percolate.quarantine import REASON_CODES  # noqa: E402
@@ -159,6 +168,12 @@ class DecodeLimits:
     max_duration_s: float = 4 * 3600
     min_duration_s: float = 0.0
     time_limit_s: float = 300.0
+    # memory one decode may take on top of the process it is forked from; enforced
+    # (RLIMIT_AS, RLIMIT_DATA) only by percolate.isolation.sample_video_isolated
+    max_memory_bytes: int = 2 * 1024 ** 3
+    # a side shorter than this, as stored or once scaled to max_side, is absurd (a sliver:
+    # nothing to see, and the sampled-frames expectations refuse it)
+    min_side: int = 16
     # more than this fraction of decode attempts failing -> too_many_frames_failed
     max_error_fraction: float = 0.5
     allowed_formats: tuple[str, ...] = field(default=DEFAULT_ALLOWED_FORMATS)
@@ -211,14 +226,15 @@ def _open(path: str, head: bytes, limits: DecodeLimits):
         container = av.open(path, mode="r", options=options, metadata_errors="replace")
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
+    except MemoryError as e:
+        raise VideoRejected("memory_limit", f"out of memory opening the container: {e}") from None
     except av.error.ArgumentError as e:  # EINVAL: typically the format whitelist
         if _is_video_signature(head):
             raise VideoRejected("corrupt_stream", f"cannot open container: {e}") from None
         raise VideoRejected("not_a_video", f"not an allowed video container: {e}") from None
     except (av.error.DemuxerNotFoundError, av.error.ProtocolNotFoundError) as e:
         raise VideoRejected("not_a_video", str(e)) from None
-    except (av.error.FFmpegError, EOFError, UnicodeError, OverflowError, MemoryError,
-            ValueError) as e:
+    except (av.error.FFmpegError, EOFError, UnicodeError, OverflowError, ValueError) as e:
         reason = "corrupt_stream" if _is_video_signature(head) else "not_a_video"
         raise VideoRejected(reason, f"cannot open: {e}") from None
     fmt = container.format.name or ""
@@ -271,6 +287,21 @@ def _fps_fraction(fps: float) -> Fraction:
     return f
 
 
+def check_arguments(fps, mode: str, max_side: int, jpeg_quality: int, threads: int) -> Fraction:
+    """Raise ValueError for invalid sampling arguments; return ``fps`` as an exact fraction."""
+    if not (isinstance(fps, (int, float, Fraction)) and math.isfinite(float(fps)) and fps > 0):
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    if int(max_side) < 1:
+        raise ValueError("max_side must be >= 1")
+    if not 1 <= int(jpeg_quality) <= 100:
+        raise ValueError("jpeg_quality must be in 1..100")
+    if int(threads) < 0:
+        raise ValueError("threads must be >= 0 (0 = FFmpeg's choice)")
+    return _fps_fraction(fps)
+
+
 def sample_video(
     path: str,
     fps: float = 1.0,
@@ -284,38 +315,49 @@ def sample_video(
 
     Returns ``(info, frames)``; raises :class:`VideoRejected` for any bad file.
     """
-    if not (isinstance(fps, (int, float, Fraction)) and math.isfinite(float(fps)) and fps > 0):
-        raise ValueError(f"fps must be a positive number, got {fps!r}")
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-    if int(max_side) < 1:
-        raise ValueError("max_side must be >= 1")
-    if not 1 <= int(jpeg_quality) <= 100:
-        raise ValueError("jpeg_quality must be in 1..100")
-    if int(threads) < 0:
-        raise ValueError("threads must be >= 0 (0 = FFmpeg's choice)")
+    frames: list[SampledFrame] = []
+    info = stream_video(path, frames.append, fps=fps, max_side=max_side, jpeg_quality=jpeg_quality,
+                        limits=limits, mode=mode, threads=threads)
+    return info, frames
+
+
+def stream_video(
+    path: str,
+    sink: Callable[[SampledFrame], None],
+    fps: float = 1.0,
+    max_side: int = 640,
+    jpeg_quality: int = 90,
+    limits: DecodeLimits = DecodeLimits(),
+    mode: str = "auto",
+    threads: int = 1,
+) -> VideoInfo:
+    """Like :func:`sample_video`, but hand each frame to ``sink`` as soon as it is encoded.
+
+    Frames come in bucket order.  If :class:`VideoRejected` is raised, the frames already
+    handed over belong to a rejected video and must be discarded.
+    """
+    fps_q = check_arguments(fps, mode, max_side, jpeg_quality, threads)
 
     t_start = time.monotonic()
     deadline = _Deadline(limits.time_limit_s)
     path = os.fspath(path)
-    size = os.stat(path).st_size  # missing file -> FileNotFoundError (not a bad video)
-    if size == 0:
+    st = os.stat(path)  # missing file -> FileNotFoundError (not a bad video)
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0:  # (a pipe's size means nothing)
         raise VideoRejected("empty_file", "file has zero bytes")
     with open(path, "rb") as fh:
         head = fh.read(4096)
     if _looks_like_playlist(head):
         raise VideoRejected("not_a_video", "playlist/manifest, not a media file")
 
-    fps_q = _fps_fraction(fps)
     try:
         return _sample(path, head, fps_q, int(max_side), int(jpeg_quality), limits, mode,
-                       int(threads), deadline, t_start)
+                       int(threads), deadline, t_start, sink)
     except VideoRejected:
         raise
     except (FileNotFoundError, PermissionError, IsADirectoryError):
         raise
     except MemoryError as e:
-        raise VideoRejected("absurd_dimensions", f"out of memory: {e}") from None
+        raise VideoRejected("memory_limit", f"out of memory: {e or type(e).__name__}") from None
     except (av.error.FFmpegError, EOFError, ValueError, OverflowError, ZeroDivisionError,
             TypeError, UnicodeError, RuntimeError, OSError, IndexError, KeyError,
             AttributeError) as e:
@@ -346,6 +388,8 @@ def _probe_keyframes(path, head, limits, deadline, start_pts, fps_num, fps_den, 
                     missing_pts = True
                     continue
                 pts_list.append((pts, pkt.is_keyframe))
+        except MemoryError:
+            raise
         except av.error.FFmpegError:
             pass  # the sampling pass will see and count this error
         if not pts_list:
@@ -369,7 +413,7 @@ def _probe_keyframes(path, head, limits, deadline, start_pts, fps_num, fps_den, 
 
 
 def _sample(path, head, fps_q, max_side, jpeg_quality, limits, mode, threads, deadline,
-            t_start):
+            t_start, sink):
     container = _open(path, head, limits)
     try:
         deadline.check()
@@ -413,10 +457,15 @@ def _sample(path, head, fps_q, max_side, jpeg_quality, limits, mode, threads, de
         except (ZeroDivisionError, TypeError):
             avg_fps = None
         stream_rot = _stream_rotation_cw(stream)
+        sar = _sample_aspect_ratio(stream)
+        min_side = min(limits.min_side, max_side)
+        if width and height:
+            _check_min_side(width, height, sar, max_side, min_side)
         # one reformatter per call: it caches the swscale context across frames (5x faster
         # than frame.reformat, which builds a new context every time)
-        rot_cache: dict = {"sar": _sample_aspect_ratio(stream),
-                           "reformatter": VideoReformatter()}
+        rot_cache: dict = {"sar": sar, "min_side": min_side,
+                           "reformatter": VideoReformatter(),
+                           "threads": threads}  # the scaler too: no thread pool per video
 
         fps_num, fps_den = fps_q.numerator, fps_q.denominator
         start_pts = stream.start_time  # may be None
@@ -444,7 +493,8 @@ def _sample(path, head, fps_q, max_side, jpeg_quality, limits, mode, threads, de
             # timestamps past the limit (+1 s of slack) mean the header lied
             max_rel_pts = int((limits.max_duration_s + 1.0) * tb.denominator / tb.numerator)
 
-        out: list[SampledFrame] = []
+        n_out = 0
+        first_size = None  # (width, height) of the first sampled frame
         errors = 0
         attempts = 0
         n_packets = 0
@@ -456,7 +506,7 @@ def _sample(path, head, fps_q, max_side, jpeg_quality, limits, mode, threads, de
         last_pts_seen = None
 
         def emit(frame):
-            nonlocal n_frames, errors, last_bucket, start_pts, last_pts_seen
+            nonlocal n_frames, errors, last_bucket, start_pts, last_pts_seen, n_out, first_size
             n_frames += 1
             if getattr(frame, "is_corrupt", False):
                 errors += 1
@@ -485,14 +535,20 @@ def _sample(path, head, fps_q, max_side, jpeg_quality, limits, mode, threads, de
             if fw * fh > limits.max_pixels or fw <= 0 or fh <= 0:
                 raise VideoRejected("absurd_dimensions", f"decoded frame {fw}x{fh}")
             last_bucket = b
-            out.append(_to_sample(frame, b, rel, tb, max_side, jpeg_quality,
-                                  _rotation_cw(frame, stream_rot), rot_cache))
+            sample = _to_sample(frame, b, rel, tb, max_side, jpeg_quality,
+                                _rotation_cw(frame, stream_rot), rot_cache)
+            n_out += 1
+            if first_size is None:
+                first_size = (sample.width, sample.height)
+            sink(sample)
 
         def decode(pkt):
             nonlocal errors, attempts
             attempts += 1
             try:
                 frames = cc.decode(pkt)
+            except MemoryError:
+                raise
             except av.error.FFmpegError:
                 errors += 1
                 return False
@@ -530,16 +586,20 @@ def _sample(path, head, fps_q, max_side, jpeg_quality, limits, mode, threads, de
                             requested_bucket = prev  # let a later keyframe serve it
                         continue
                 decode(pkt)
+        except MemoryError:
+            raise
         except av.error.FFmpegError:
             errors += 1  # demuxer gave up (truncated / damaged container)
         deadline.check()
         try:
             for fr in cc.decode(None):
                 emit(fr)
+        except MemoryError:
+            raise
         except av.error.FFmpegError:
             errors += 1
 
-        if not out:
+        if not n_out:
             raise VideoRejected(
                 "corrupt_stream",
                 f"no frame decoded ({n_packets} packets, {errors} errors)")
@@ -557,11 +617,11 @@ def _sample(path, head, fps_q, max_side, jpeg_quality, limits, mode, threads, de
 
         info = VideoInfo(
             duration_s=float(duration_s),
-            width=width or out[0].width,
-            height=height or out[0].height,
+            width=width or first_size[0],
+            height=height or first_size[1],
             codec=codec,
             avg_fps=avg_fps,
-            rotation=_rotation_cw_first(out, rot_cache, stream_rot),
+            rotation=rot_cache.get("first", stream_rot),
             decode_mode="keyframes" if keyframes_only else "all",
             keyframe_interval_s=(float(max_key_gap * tb) if max_key_gap is not None else None),
             errors=errors,
@@ -570,7 +630,7 @@ def _sample(path, head, fps_q, max_side, jpeg_quality, limits, mode, threads, de
             frames_decoded=n_frames,
             elapsed_s=time.monotonic() - t_start,
         )
-        return info, out
+        return info
     finally:
         container.close()
 
@@ -588,26 +648,32 @@ def _sample_aspect_ratio(stream):
     return None
 
 
-def _rotation_cw_first(out, rot_cache, default):
-    return rot_cache.get("first", default)
+def _output_size(w: int, h: int, sar, max_side: int) -> tuple[int, int]:
+    """Stored size of a sampled frame: display aspect, long side at most ``max_side``."""
+    # display width accounts for non-square pixels (anamorphic storage)
+    dw = float(w)
+    if sar is not None and sar.numerator > 0 and sar.denominator > 0 and sar != 1:
+        dw = w * float(sar)
+    scale = min(1.0, max_side / max(dw, float(h)))
+    return max(1, int(round(dw * scale))), max(1, int(round(h * scale)))
+
+
+def _check_min_side(w: int, h: int, sar, max_side: int, min_side: int) -> None:
+    tw, th = _output_size(w, h, sar, max_side)
+    if min(w, h, tw, th) < min_side:
+        raise VideoRejected("absurd_dimensions", f"{w}x{h} (sampled as {tw}x{th}): a side under {min_side} px")
 
 
 def _to_sample(frame, bucket, rel, tb, max_side, quality, rot_cw, rot_cache):
     rot_cache.setdefault("first", rot_cw)
     w, h = frame.width, frame.height
-    # display width accounts for non-square pixels (anamorphic storage)
-    sar = rot_cache.get("sar")
-    dw = float(w)
-    if sar is not None and sar.numerator > 0 and sar.denominator > 0 and sar != 1:
-        dw = w * float(sar)
-    scale = min(1.0, max_side / max(dw, float(h)))
-    tw = max(1, int(round(dw * scale)))
-    th = max(1, int(round(h * scale)))
+    _check_min_side(w, h, rot_cache.get("sar"), max_side, rot_cache["min_side"])
+    tw, th = _output_size(w, h, rot_cache.get("sar"), max_side)
     if (tw, th) == (w, h) and frame.format.name == "rgb24":
         rgb = frame
     else:
         rgb = rot_cache["reformatter"].reformat(frame, width=tw, height=th, format="rgb24",
-                                                interpolation="BILINEAR")
+                                                interpolation="BILINEAR", threads=rot_cache["threads"])
     arr = rgb.to_ndarray()
     if rot_cw:
         arr = np.ascontiguousarray(np.rot90(arr, k=-(rot_cw // 90)))

@@ -18,18 +18,25 @@ class TrainingPlan:
     """Which generated days train the models and which calibrate their thresholds.
 
     Both use the training backgrounds (evaluation days use the held-out ones). Training
-    days show more cups than real days (`cup_share`) so every brand has examples; the
+    days show more cups than real days (`cup_share`) so every brand has examples, and
+    more distractors (`distractor_share`) so the models meet look-alikes often; the
     prefilter's recall bound needs a few hundred positive calibration frames too.
+    Calibration days have longer calls, so cups and look-alikes stay on screen for as
+    long as on a real day: the user-day rule is chosen on realistic streaks of frames.
     """
 
-    train_dates: tuple[str, ...] = ("2026-01-01", "2026-01-02")
-    calib_dates: tuple[str, ...] = ("2026-01-03",)
+    train_dates: tuple[str, ...] = ("2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04")
+    calib_dates: tuple[str, ...] = ("2026-01-05",)
     # many short calls: more distinct cup episodes (scenes, brands, sizes) per video-second
-    calls_per_day: int = 90
+    calls_per_day: int = 200
     seed: int = 7
-    min_seconds: float = 6.0
-    max_seconds: float = 12.0
-    cup_share: float = 0.7
+    min_seconds: float = 4.0
+    max_seconds: float = 7.0
+    cup_share: float = 0.8
+    distractor_share: float = 0.5
+    calib_calls_per_day: int = 120
+    calib_min_seconds: float = 8.0
+    calib_max_seconds: float = 30.0
     prefilter_epochs: int | None = None
     heavy_epochs: int | None = None
 
@@ -39,15 +46,21 @@ def log(msg: str) -> None:
 
 
 def ensure_generated(store: ObjectStore, date: str, calls: int, seed: int, backgrounds: str,
-                     min_seconds: float, max_seconds: float, cup_share: float = 0.2) -> None:
-    """Generate the day unless its manifest (written last) already exists."""
+                     min_seconds: float, max_seconds: float, cup_share: float | None = None,
+                     distractor_share: float | None = None) -> None:
+    """Generate the day unless its manifest (written last) already exists (shares: realistic by default)."""
     from percolate.synth import generate_day
+    from percolate.synth.generate import CUP_SHARE, DISTRACTOR_SHARE
+
+    cup_share = CUP_SHARE if cup_share is None else cup_share
+    distractor_share = DISTRACTOR_SHARE if distractor_share is None else distractor_share
 
     if store.exists(manifest_key(date)):
         return
     log(f"generating {calls} calls for {date} (seed {seed}, {backgrounds} backgrounds)")
     generate_day(store, date, calls=calls, seed=seed, backgrounds=backgrounds,
-                 min_seconds=min_seconds, max_seconds=max_seconds, cup_share=cup_share)
+                 min_seconds=min_seconds, max_seconds=max_seconds, cup_share=cup_share,
+                 distractor_share=distractor_share)
 
 
 def labelled_frames(settings: Settings, store: ObjectStore, date: str) -> pd.DataFrame:
@@ -89,8 +102,12 @@ def train(settings: Settings, plan: TrainingPlan = TrainingPlan(), alias: str = 
 
     store = open_store(settings.store_uri, settings.s3_endpoint_url)
     for i, date in enumerate(plan.train_dates + plan.calib_dates):
-        ensure_generated(store, date, plan.calls_per_day, plan.seed + i, "train", plan.min_seconds,
-                         plan.max_seconds, plan.cup_share)
+        if date in plan.calib_dates:
+            shape = (plan.calib_calls_per_day, plan.calib_min_seconds, plan.calib_max_seconds)
+        else:
+            shape = (plan.calls_per_day, plan.min_seconds, plan.max_seconds)
+        ensure_generated(store, date, shape[0], plan.seed + i, "train", shape[1], shape[2], plan.cup_share,
+                         plan.distractor_share)
     train_frames = pd.concat([labelled_frames(settings, store, d) for d in plan.train_dates], ignore_index=True)
     calib_frames = pd.concat([labelled_frames(settings, store, d) for d in plan.calib_dates], ignore_index=True)
     log(f"training on {len(train_frames)} frames ({train_frames['label'].notna().sum()} with a cup), "

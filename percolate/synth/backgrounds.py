@@ -19,7 +19,9 @@ from percolate.synth.brands import BRAND_COLOURS
 
 WIDTH, HEIGHT = 640, 360
 MAX_CLIP_FRAMES = 150
-ROOMS_PER_FAMILY = 16
+# Training sees many more generated rooms than evaluation: background variety is what
+# teaches the prefilter that shelves of coloured books are not cups.
+ROOMS_PER_SPLIT = {"train": 96, "holdout": 16}
 SPLIT_CLIPS = {"train": ("carphone_pristine", "bikes"), "holdout": ("carphone_distorted", "bigbuckbunny")}
 SPLIT_ROOM_FAMILY = {"train": "a", "holdout": "b"}
 CLIPS_WITH_PERSON = frozenset({"carphone_pristine", "carphone_distorted"})  # someone is already on camera
@@ -32,7 +34,7 @@ def background_names(split: str) -> list[str]:
     if split not in SPLIT_CLIPS:
         raise ValueError(f"unknown background split {split!r} (want train, holdout or all)")
     fam = SPLIT_ROOM_FAMILY[split]
-    return [f"clip:{c}" for c in SPLIT_CLIPS[split]] + [f"room:{fam}{k:02d}" for k in range(ROOMS_PER_FAMILY)]
+    return [f"clip:{c}" for c in SPLIT_CLIPS[split]] + [f"room:{fam}{k:02d}" for k in range(ROOMS_PER_SPLIT[split])]
 
 
 def clip_dir() -> Path:

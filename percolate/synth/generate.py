@@ -74,15 +74,18 @@ def _episodes(rng: np.random.Generator, n_frames: int, n: int) -> list[tuple[flo
 
 
 def plan_day(date: str, calls: int, seed: int, backgrounds: str = "all", min_seconds: float = 20,
-             max_seconds: float = 180, cup_share: float = CUP_SHARE) -> dict:
+             max_seconds: float = 180, cup_share: float = CUP_SHARE,
+             distractor_share: float = DISTRACTOR_SHARE) -> dict:
     """The day's ground truth, decided without rendering (deterministic in all arguments).
 
-    `cup_share` is the share of calls showing a brand cup: realistic days use the default;
-    training days may ask for more positives.
+    `cup_share` and `distractor_share` are the shares of calls showing a brand cup and
+    showing distractors: realistic days use the defaults; training days may ask for more
+    positives and more hard negatives.
     """
     check_date(date)
-    if not 0.0 <= cup_share <= 1.0:
-        raise ValueError(f"cup_share must be within [0, 1], got {cup_share}")
+    for name, share in (("cup_share", cup_share), ("distractor_share", distractor_share)):
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"{name} must be within [0, 1], got {share}")
     if calls < 0:
         raise ValueError("calls must be >= 0")
     if not 1.0 <= min_seconds <= max_seconds:
@@ -99,7 +102,7 @@ def plan_day(date: str, calls: int, seed: int, backgrounds: str = "all", min_sec
                                                                              max(0, calls - n_users))]))
     frames = np.round(rng.uniform(min_seconds, max_seconds, calls) * FPS).astype(int)
     cup_calls = set(rng.choice(calls, round(cup_share * calls), replace=False).tolist()) if calls else set()
-    dis_calls = set(rng.choice(calls, round(DISTRACTOR_SHARE * calls), replace=False).tolist()) if calls else set()
+    dis_calls = set(rng.choice(calls, round(distractor_share * calls), replace=False).tolist()) if calls else set()
 
     out = []
     for i in range(calls):
@@ -164,12 +167,12 @@ def _encode_job(job: tuple[dict, int, str, int]) -> tuple[str, str, int]:
 
 def generate_day(store, date: str, calls: int, seed: int, backgrounds: str = "all", min_seconds: float = 20,
                  max_seconds: float = 180, workers: int = 2, progress: bool = True,
-                 cup_share: float = CUP_SHARE) -> dict:
+                 cup_share: float = CUP_SHARE, distractor_share: float = DISTRACTOR_SHARE) -> dict:
     """Generate and store one day: a video per call, the truth JSON, then the manifest."""
     from percolate.manifest import write_manifest
 
     started = time.monotonic()
-    truth = plan_day(date, calls, seed, backgrounds, min_seconds, max_seconds, cup_share)
+    truth = plan_day(date, calls, seed, backgrounds, min_seconds, max_seconds, cup_share, distractor_share)
     plan = {c["call_id"]: c for c in truth["calls"]}
     workers = max(1, min(int(workers), len(plan)))
     rows, done_s, done_frames = [], 0.0, 0

@@ -44,3 +44,19 @@ def test_settings_from_env(tmp_path):
     assert s.store_uri == str(tmp_path.resolve() / "store")
     assert s.sampler.fps == 2.0
     assert Settings.from_env({"PERCOLATE_HOME": str(tmp_path), "PERCOLATE_STORE": "s3://b/p"}).store_uri == "s3://b/p"
+
+
+def test_decode_limits_from_env(tmp_path):
+    from percolate.sampler import DecodeLimits
+
+    default = Settings.from_env({"PERCOLATE_HOME": str(tmp_path)}).sampler
+    assert (default.time_limit_s, default.memory_limit_mb, default.isolated) == (300.0, 2048, True)
+    assert DecodeLimits(**default.decode_limits()) == DecodeLimits()  # one set of defaults
+    s = Settings.from_env({"PERCOLATE_HOME": str(tmp_path), "PERCOLATE_DECODE_TIME_LIMIT_S": "20",
+                           "PERCOLATE_DECODE_MEMORY_MB": "512", "PERCOLATE_DECODE_MAX_PIXELS": "1000000",
+                           "PERCOLATE_DECODE_MAX_DURATION_S": "60", "PERCOLATE_DECODE_ISOLATED": "no"}).sampler
+    assert s.decode_limits() == {"time_limit_s": 20.0, "max_memory_bytes": 512 << 20, "max_pixels": 1_000_000,
+                                 "max_duration_s": 60.0}
+    assert s.isolated is False
+    with pytest.raises(ValueError):
+        Settings.from_env({"PERCOLATE_HOME": str(tmp_path), "PERCOLATE_DECODE_ISOLATED": "maybe"})

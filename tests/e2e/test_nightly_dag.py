@@ -12,37 +12,15 @@ import json
 
 import pytest
 
+from e2e_support import register_seeded_models, snapshot
 from percolate.cli import main as cli_main
-from percolate.sql import run_queries, run_query
+from percolate.sql import run_query
 from percolate.config import Settings
 from percolate.orchestration import run_nightly
 from percolate.storage import LocalStore
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.airflow, pytest.mark.spark]
 DAY, OTHER_DAY = "2026-04-01", "2026-04-02"
-VOLATILE = {"run_id", "published_at", "started_at", "finished_at"}
-
-
-def register_seeded_models(store) -> None:
-    import torch
-
-    from models.heavy import MobileNetLike
-    from models.prefilter import PrefilterCNN
-    from models.preprocess import InputSpec
-    from models.registry import ModelRegistry
-    from percolate.synth import BRAND_NAMES
-
-    torch.manual_seed(0)
-    registry = ModelRegistry(store)
-    norm = {"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
-    pre = registry.register("prefilter", PrefilterCNN(), {
-        "arch": "prefilter_cnn", "input": InputSpec(128, 72, **norm), "class_names": ["cup"], "threshold": 0.0})
-    heavy = registry.register("heavy", MobileNetLike(num_classes=len(BRAND_NAMES)), {
-        "arch": "mobilenet_like", "arch_kwargs": {"num_classes": len(BRAND_NAMES)},
-        "input": InputSpec(256, 144, **norm), "class_names": list(BRAND_NAMES), "threshold": 0.0,
-        "aggregation": {"min_frames": 2, "min_score": 0.0}})
-    registry.set_alias("prefilter", "production", pre)
-    registry.set_alias("heavy", "production", heavy)
 
 
 @pytest.fixture(scope="module")
@@ -60,19 +38,6 @@ def env(tmp_path_factory):
     mp.setenv("PERCOLATE_STORE", settings.store_uri)
     yield settings
     mp.undo()
-
-
-TABLES = (("frame_predictions", "call_id, frame_index"), ("user_brand_daily", "user_id, brand"),
-          ("quarantine", "call_id"), ("pipeline_runs", "run_id"))
-# measured, not derived from the data: differ between runs by nature
-MEASURED = {"estimated_cost_usd", "cost_per_video_hour_usd", "code_version", "data_docs"}
-
-
-def snapshot(settings: Settings, day: str) -> dict:
-    results = run_queries(settings, [f"SELECT * FROM {t} WHERE dt = '{day}' ORDER BY {o}" for t, o in TABLES])
-    return {table: [{k: v for k, v in r.items() if k not in VOLATILE | MEASURED and not k.startswith("cpu_s")}
-                    for r in rows]
-            for (table, _), rows in zip(TABLES, results)}
 
 
 def test_nightly_twice_is_idempotent_and_touches_only_its_date(env, capsys):

@@ -51,3 +51,22 @@ def test_sampling_keeps_one_frame_per_second_and_quarantines_bad_files(spark, da
     assert outcomes["text"].status == "quarantined" and outcomes["text"].reason == "not_a_video"
     assert outcomes["gone"].status == "quarantined" and outcomes["gone"].reason == "missing_file"
     assert set(by_call) == {"good", "sparse"}  # quarantined videos contribute no frames
+
+
+def test_a_decode_over_the_memory_cap_is_quarantined_in_the_job(spark, tmp_path):
+    """Each video is decoded in a child forked by the Python worker, with the memory cap of
+    the job's limits: a frame too big for it costs that video only."""
+    from percolate.sampler import DecodeLimits
+
+    store = LocalStore(tmp_path / "store")
+    rows = []
+    for call_id, path in [("uhd", make_video(tmp_path / "uhd.mp4", n=3, w=4096, h=2304, gop=30)),
+                          ("small", make_video(tmp_path / "small.mp4", n=60, w=160, h=90, gop=30))]:
+        key = video_key(DATE, call_id)
+        store.put_file(key, path)
+        rows.append({"call_id": call_id, "user_id": "u", "video_key": key, "size_bytes": 1})
+    sampled = sample_videos(manifest_frame(spark, rows), store_uri=store.uri, endpoint_url=None, fps=1.0,
+                            max_side=160, jpeg_quality=80, limits=DecodeLimits(max_memory_bytes=8 << 20))
+    outcomes = {o.call_id: o for o in outcomes_of(sampled).collect()}
+    assert (outcomes["uhd"].status, outcomes["uhd"].reason) == ("quarantined", "memory_limit"), outcomes["uhd"].message
+    assert (outcomes["small"].status, outcomes["small"].frames) == ("ok", 2), outcomes["small"].message

@@ -49,7 +49,7 @@ def test_heavy_threshold_for_precision():
     assert (pred[det] == true[det]).mean() >= 0.99
 
 
-def test_choose_aggregation_prefers_smallest_k_meeting_precision():
+def test_choose_aggregation_takes_best_recall_then_the_stricter_rule():
     rows = []
     # 20 users truly with brand "a": 3 confident frames each
     for u in range(20):
@@ -59,8 +59,10 @@ def test_choose_aggregation_prefers_smallest_k_meeting_precision():
         rows += [{"user_id": f"f{u}", "true_brand": None, "pred_brand": "a", "score": 0.97},
                  {"user_id": f"f{u}", "true_brand": None, "pred_brand": None, "score": 0.0}]
     frames = pd.DataFrame(rows)
-    rule = choose_aggregation(frames, target_precision=0.99, min_scores=[0.5, 0.9])
-    assert rule["achieved"] and rule["min_frames"] == 2
+    rule = choose_aggregation(frames, target_precision=0.99, min_scores=[0.5, 0.9, 0.99])
+    # k=1 is imprecise (the spurious frames); k=2 and k=3 at score 0.5 or 0.9 are all precise with
+    # full recall: the strictest of those keeps a margin. Score 0.99 loses every user.
+    assert rule["achieved"] and (rule["min_frames"], rule["min_score"]) == (3, 0.9)
     assert rule["precision"] == 1.0 and rule["recall"] == 1.0
     det = apply_aggregation(frames, rule)
     assert set(det.user_id) == {f"t{u}" for u in range(20)}

@@ -18,7 +18,8 @@ from percolate.sampler import (
     sample_video,
 )
 
-from media import decode_jpeg, make_video
+from media import (decode_jpeg, make_claimed_size_mjpeg, make_sparse_long, make_unknown_codec_avi,
+                   make_video)
 
 
 def _check_frames(frames: list[SampledFrame], expected_buckets):
@@ -275,6 +276,37 @@ def test_absurd_dimensions(media):
 def test_duration_out_of_range(media):
     _reject(media["gop30"], "duration_out_of_range", limits=DecodeLimits(max_duration_s=2))
     _reject(media["gop30"], "duration_out_of_range", limits=DecodeLimits(min_duration_s=10))
+
+
+@pytest.mark.parametrize("fmt,ext", [("avi", "avi"), ("matroska", "mkv")])
+def test_16000x16000_frame_is_absurd_before_any_decode(tmp_path, fmt, ext):
+    p = make_claimed_size_mjpeg(tmp_path / f"huge.{ext}", fmt=fmt)
+    assert (tmp_path / f"huge.{ext}").stat().st_size < 20_000  # cheap: the size is only claimed
+    err = _reject(p, "absurd_dimensions")
+    assert "16000x16000" in err.message
+
+
+def test_ten_hours_of_sparse_timestamps_is_out_of_range(tmp_path):
+    for ext in ("mp4", "mkv"):
+        err = _reject(make_sparse_long(tmp_path / f"long.{ext}", hours=10), "duration_out_of_range")
+        assert "36000" in err.message
+    info, frames = sample_video(make_sparse_long(tmp_path / "ok.mkv", hours=0.01))  # 36 s: fine
+    assert [f.frame_index for f in frames] == [0, 1, 36]
+
+
+def test_slivers_are_absurd(tmp_path):
+    """Under 16 px on a side as stored, or once the long side is scaled to max_side (1280x16
+    -> 640x8): the sampled-frames expectations would refuse such frames and stop the run."""
+    tiny = make_video(tmp_path / "tiny.avi", codec="mjpeg", pix="yuvj420p", fmt="avi", n=30, w=8, h=8)
+    assert "8x8" in _reject(tiny, "absurd_dimensions").message
+    thin = make_video(tmp_path / "thin.avi", codec="mjpeg", pix="yuvj420p", fmt="avi", n=30, w=1280, h=16)
+    assert "sampled as 640x8" in _reject(thin, "absurd_dimensions").message
+    _, frames = sample_video(thin, max_side=1280)  # kept at full size, it is no sliver
+    assert (frames[0].width, frames[0].height) == (1280, 16)
+
+
+def test_unknown_codec(tmp_path):
+    _reject(make_unknown_codec_avi(tmp_path / "codec.avi"), "unsupported_codec")
 
 
 def test_decode_timeout(media):

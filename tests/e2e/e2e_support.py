@@ -1,0 +1,64 @@
+"""What the end-to-end tests share: seeded models and table snapshots without volatile columns."""
+
+from __future__ import annotations
+
+from percolate.config import Settings
+from percolate.sql import run_queries
+
+VOLATILE = {"run_id", "published_at", "started_at", "finished_at"}
+TABLES = (("frame_predictions", "call_id, frame_index"), ("user_brand_daily", "user_id, brand"),
+          ("quarantine", "call_id"), ("pipeline_runs", "run_id"))
+# measured, not derived from the data: differ between runs by nature
+MEASURED = {"estimated_cost_usd", "cost_per_video_hour_usd", "code_version", "data_docs"}
+
+
+def register_seeded_models(store) -> None:
+    """Small untrained-but-real torch networks from a fixed seed, thresholds 0 (all frames pass)."""
+    import torch
+
+    from models.heavy import MobileNetLike
+    from models.prefilter import PrefilterCNN
+    from models.preprocess import InputSpec
+    from models.registry import ModelRegistry
+    from percolate.synth import BRAND_NAMES
+
+    torch.manual_seed(0)
+    registry = ModelRegistry(store)
+    norm = {"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
+    pre = registry.register("prefilter", PrefilterCNN(), {
+        "arch": "prefilter_cnn", "input": InputSpec(128, 72, **norm), "class_names": ["cup"], "threshold": 0.0})
+    heavy = registry.register("heavy", MobileNetLike(num_classes=len(BRAND_NAMES)), {
+        "arch": "mobilenet_like", "arch_kwargs": {"num_classes": len(BRAND_NAMES)},
+        "input": InputSpec(256, 144, **norm), "class_names": list(BRAND_NAMES), "threshold": 0.0,
+        "aggregation": {"min_frames": 2, "min_score": 0.0}})
+    registry.set_alias("prefilter", "production", pre)
+    registry.set_alias("heavy", "production", heavy)
+
+
+def _stable(row: dict, drop: set[str]) -> dict:
+    return {k: v for k, v in row.items() if k not in VOLATILE | MEASURED | drop and not k.startswith("cpu_s")}
+
+
+def without_volatile(day: dict[str, list[dict]], drop: set[str] = frozenset()) -> dict[str, list[dict]]:
+    """An exact snapshot of a day with volatile and measured columns (and `drop`) left out."""
+    return {table: [_stable(r, set(drop)) for r in rows] for table, rows in day.items()}
+
+
+def snapshots(settings: Settings, days: list[str], drop: set[str] = frozenset(), exact: bool = False,
+              extra: list[str] = ()) -> dict:
+    """Every table's rows for each day, from one Spark child process for all of them.
+
+    Volatile and measured columns (and `drop`) are left out unless `exact`; the rows of the
+    `extra` statements come back as they are, under the key "extra".
+    """
+    statements = [f"SELECT * FROM {t} WHERE dt = '{day}' ORDER BY {o}" for day in days for t, o in TABLES]
+    results = iter(run_queries(settings, statements + list(extra)))
+    out: dict = {day: {table: next(results) for table, _ in TABLES} for day in days}
+    if not exact:
+        out = {day: without_volatile(tables, drop) for day, tables in out.items()}
+    out["extra"] = list(results)
+    return out
+
+
+def snapshot(settings: Settings, day: str) -> dict:
+    return snapshots(settings, [day])[day]
