@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -70,9 +71,10 @@ def check(settings: Settings, suite: str, date: str, run_id: str, data: pd.DataF
     frame = handover(settings, suite, date) if data is None else data
     report = validate(frame, suite, gx_root=gx_root(settings), run_name=f"{run_id}-{suite}", **suite_params)
     record(settings, date, report)
-    print(f"[percolate] validation {report.summary()}", flush=True)
+    # stderr: task logs show it, and a command's --json stdout stays one document
+    print(f"[percolate] validation {report.summary()}", file=sys.stderr, flush=True)
     for warning in report.warnings:
-        print(f"[percolate] validation warning: {warning}", flush=True)
+        print(f"[percolate] validation warning: {warning}", file=sys.stderr, flush=True)
     if not report.success:
         raise ValidationFailed(report)
     return report
