@@ -24,6 +24,7 @@ def _png(fig) -> str:
 def _pr_figure(table: pd.DataFrame, daily_rule: dict, pf_threshold: float, hv_threshold: float):
     import matplotlib.pyplot as plt
 
+    from models.calibration import apply_aggregation
     from percolate.evaluation import pr_curve, true_user_brands
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -51,10 +52,11 @@ def _pr_figure(table: pd.DataFrame, daily_rule: dict, pf_threshold: float, hv_th
     # user-day: the rule's k with min_score varied
     truth = true_user_brands(table)
     k = int(daily_rule.get("min_frames", 1))
+    votes = seen.rename(columns={"label": "pred_brand"})
     pts = []
     for s in np.unique(np.r_[np.linspace(0, 1, 41), float(daily_rule.get("min_score", 0))]):
-        hits = seen[seen["score"] >= s].groupby(["user_id", "label"]).size()
-        pred = set(hits[hits >= k].index)
+        det = apply_aggregation(votes, {"min_frames": k, "min_score": float(s)})
+        pred = set(det[["user_id", "brand"]].itertuples(index=False, name=None))
         if pred:
             pts.append((s, len(pred & truth) / len(pred), len(pred & truth) / max(len(truth), 1)))
     ax = axes[2]

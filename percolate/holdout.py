@@ -17,6 +17,7 @@ import pandas as pd
 from percolate.config import Settings
 from percolate.layout import check_date, manifest_key, stage_path
 from percolate.storage import open_store
+from percolate.training import log
 
 # The business requirement (see the seed talk): user-day precision and recall, and the
 # share of sampled frames the heavy model may see.
@@ -35,12 +36,6 @@ class HoldoutDay:
 
     def seed_for(self, date: str) -> int:
         return self.seed if self.seed is not None else 100_000 + zlib.crc32(date.encode()) % 100_000
-
-
-def log(msg: str) -> None:
-    import sys
-
-    print(f"percolate: {msg}", file=sys.stderr, flush=True)
 
 
 def ensure_day(settings: Settings, date: str, spec: HoldoutDay = HoldoutDay()) -> None:
