@@ -124,8 +124,8 @@ def _truth(frames: pd.DataFrame) -> set:
 
 
 def choose_aggregation(frames: pd.DataFrame, target_precision: float = 0.99,
-                       min_scores=None, max_frames: int = 5) -> dict:
-    """Pick the user-day rule (k frames at score >= s) with the best recall at the precision target.
+                       min_scores=None, max_frames: int = 5, recall_slack: float = 0.02) -> dict:
+    """Pick the user-day rule (k frames at score >= s) for the precision target, with a margin.
 
     frames: pandas DataFrame, one row per sampled calibration frame (ALL frames of each
     user-day, including those the prefilter rejected) with columns
@@ -135,29 +135,45 @@ def choose_aggregation(frames: pd.DataFrame, target_precision: float = 0.99,
       pred_brand  - the heavy model's best brand, or None if not run / rejected,
       score       - that brand's probability (ignored when pred_brand is None).
     Truth: a user-day has brand b when any of its frames truly shows b. A rule detects
-    (user-day, b) when >= k frames were predicted b with score >= s. Among the rules
-    meeting the precision target, the one with the best recall wins; ties go to the
-    stricter rule (more frames, then a higher score), which leaves a margin.
-    Returns {min_frames, min_score, precision, recall, achieved, n_positive_user_days,
-    n_detections}; if nothing meets the target: the most precise rule, achieved=False.
+    (user-day, b) when >= k frames were predicted b with score >= s.
+
+    Zero false positives on a calibration set of a few hundred user-days cannot tell
+    rules apart, so among the rules meeting the precision target whose recall is within
+    `recall_slack` of the best, the one with the fewest near misses wins: wrong
+    user-brands that a one-step laxer rule (k - 1 frames, or the next lower score)
+    would report. Then the best recall, then the stricter rule.
+    Returns {min_frames, min_score, precision, recall, near_misses, achieved,
+    n_positive_user_days, n_detections}; if nothing meets the target: the most precise
+    rule, achieved=False.
     """
     truth = _truth(frames)
     if min_scores is None:
         min_scores = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
+    scores = sorted(set(float(x) for x in min_scores))
     keys = _group_cols(frames)
-    results = []
+    detected = {}
     for k in range(1, max_frames + 1):
-        for s in sorted(set(float(x) for x in min_scores)):
+        for s in scores:
             det = apply_aggregation(frames, {"min_frames": k, "min_score": s})
-            dset = set(map(tuple, det[keys + ["brand"]].itertuples(index=False, name=None)))
-            tp = len(dset & truth)
-            prec = tp / len(dset) if dset else float("nan")
-            rec = tp / len(truth) if truth else float("nan")
-            results.append({"min_frames": k, "min_score": s, "precision": prec, "recall": rec,
-                            "n_positive_user_days": len(truth), "n_detections": len(dset)})
+            detected[k, s] = set(map(tuple, det[keys + ["brand"]].itertuples(index=False, name=None)))
+    results = []
+    for (k, s), dset in detected.items():
+        tp = len(dset & truth)
+        laxer = set()
+        if k > 1:
+            laxer |= detected[k - 1, s]
+        if scores.index(s) > 0:
+            laxer |= detected[k, scores[scores.index(s) - 1]]
+        results.append({"min_frames": k, "min_score": s,
+                        "precision": tp / len(dset) if dset else float("nan"),
+                        "recall": tp / len(truth) if truth else float("nan"),
+                        "near_misses": len(laxer - truth - dset),
+                        "n_positive_user_days": len(truth), "n_detections": len(dset)})
     ok = [r for r in results if r["n_detections"] > 0 and r["precision"] >= target_precision]
     if ok:
-        best = max(ok, key=lambda r: (r["recall"], r["min_frames"], r["min_score"]))
+        top = max(r["recall"] for r in ok)
+        close = [r for r in ok if r["recall"] >= top - recall_slack]
+        best = min(close, key=lambda r: (r["near_misses"], -r["recall"], -r["min_frames"], -r["min_score"]))
         return {**best, "achieved": True}
     scored = [r for r in results if r["n_detections"] > 0] or results
     best = max(scored, key=lambda r: (np.nan_to_num(r["precision"]), r["recall"]))

@@ -30,10 +30,11 @@ from models.preprocess import InputSpec, decode_batch, to_tensor
 
 Progress = Callable[[str], None] | None
 
-# The training recipes fit_and_register uses unless told otherwise. A focal loss with
-# zoom-out augmentation for the prefilter measured no better on calibration than plain
-# weighted BCE; more and harder negatives for the heavy model target look-alike cups.
-PREFILTER_RECIPE: dict = {}
+# The training recipes fit_and_register uses unless told otherwise. The prefilter learns
+# where cups are when frames carry boxes (box_mil_loss) and sees half its frames zoomed
+# out (more small cups, the ones that set its threshold); more and harder negatives for
+# the heavy model target look-alike cups.
+PREFILTER_RECIPE: dict = {"zoom_out": 0.5}
 HEAVY_RECIPE: dict = {"neg_ratio": 1.5, "hard_fraction": 0.7}
 
 
@@ -50,31 +51,46 @@ def _has_label(labels) -> np.ndarray:
                      and lab != "" for lab in labels], dtype=bool)
 
 
-def _zoom_out(img: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
-    """Shrink by `scale` and fill the frame back by reflection at a random offset (smaller objects)."""
+def _zoom_out(img: np.ndarray, scale: float, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
+    """Shrink by `scale` and fill the frame back by repeating its edges (a reflection could repeat
+    an object outside its box) at a random offset: smaller objects.
+
+    Returns the image and the (top, left) offset of the shrunk picture in it.
+    """
     from PIL import Image
 
     h, w = img.shape[:2]
     sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
     small = np.asarray(Image.fromarray(img).resize((sw, sh), Image.BILINEAR))
     top, left = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
-    return np.pad(small, ((top, h - sh - top), (left, w - sw - left), (0, 0)), mode="reflect")
+    return np.pad(small, ((top, h - sh - top), (left, w - sw - left), (0, 0)), mode="edge"), top, left
 
 
 def augment(batch: np.ndarray, rng: np.random.Generator, max_shift: float = 0.1,
-            zoom_out: float = 0.0, min_scale: float = 0.65) -> np.ndarray:
+            zoom_out: float = 0.0, min_scale: float = 0.65, boxes: np.ndarray | None = None):
     """Random h-flip, translation (reflect-pad + crop) and brightness/contrast on NxHxWx3 uint8.
 
     With `zoom_out` > 0, that share of the images is first shrunk by a factor in
     [min_scale, 1): more small, far-away objects, which are the ones a prefilter misses.
+    With `boxes` (N x K x 4 fractions x0, y0, x1, y1; NaN for none) returns
+    (images, boxes) with the boxes moved like the pictures (a box pushed out of the
+    picture becomes NaN).
     """
     n, h, w, _ = batch.shape
     out = batch.copy()
+    bx = None if boxes is None else np.array(boxes, dtype=np.float64).reshape(n, -1, 4)
     if zoom_out > 0:
         for i in np.flatnonzero(rng.random(n) < zoom_out):
-            out[i] = _zoom_out(out[i], float(rng.uniform(min_scale, 1.0)), rng)
+            scale = float(rng.uniform(min_scale, 1.0))
+            out[i], top, left = _zoom_out(out[i], scale, rng)
+            if bx is not None:
+                sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
+                bx[i] = bx[i] * [sw / w, sh / h, sw / w, sh / h] + [left / w, top / h, left / w, top / h]
     flip = rng.random(n) < 0.5
     out[flip] = out[flip, :, ::-1]
+    if bx is not None:
+        f = bx[flip]
+        bx[flip] = np.stack([1 - f[..., 2], f[..., 1], 1 - f[..., 0], f[..., 3]], axis=-1)
     ph, pw = max(1, int(h * max_shift)), max(1, int(w * max_shift))
     padded = np.pad(out, ((0, 0), (ph, ph), (pw, pw), (0, 0)), mode="reflect")
     dy = rng.integers(0, 2 * ph + 1, n)
@@ -86,15 +102,58 @@ def augment(batch: np.ndarray, rng: np.random.Generator, max_shift: float = 0.1,
     contrast = rng.uniform(0.7, 1.3, (n, 1, 1, 1)).astype(np.float32)
     bright = rng.uniform(-25, 25, (n, 1, 1, 1)).astype(np.float32)
     x = (x - mean) * contrast + mean + bright
-    return np.clip(x, 0, 255).astype(np.uint8)
+    images = np.clip(x, 0, 255).astype(np.uint8)
+    if bx is None:
+        return images
+    shift = np.stack([(pw - dx) / w, (ph - dy) / h, (pw - dx) / w, (ph - dy) / h], axis=1)
+    bx = np.clip(bx + shift[:, None, :], 0.0, 1.0)
+    gone = ~((bx[..., 2] > bx[..., 0]) & (bx[..., 3] > bx[..., 1]))
+    bx[gone] = np.nan
+    return images, bx
+
+
+def box_cells(boxes: np.ndarray, h: int, w: int, margin: int = 0) -> torch.Tensor:
+    """(N, h, w) bool: the cells of an h x w map whose centres lie in a frame's boxes
+    (N x 4 or N x K x 4 fractions; NaN boxes select nothing).
+
+    A box too small to hold a cell centre gets the cell under its centre; `margin` grows
+    the selection by that many cells on every side.
+    """
+    boxes = np.asarray(boxes, dtype=np.float32)
+    n0 = boxes.shape[0]
+    if boxes.ndim == 3:
+        k = boxes.shape[1]
+        return box_cells(boxes.reshape(-1, 4), h, w, margin).reshape(n0, k, h, w).any(dim=1)
+    b = torch.as_tensor(boxes.reshape(-1, 4))
+    n = b.shape[0]
+    valid = ~torch.isnan(b).any(dim=1)
+    b = torch.nan_to_num(b, nan=-1.0)
+    cx = (torch.arange(w, dtype=torch.float32) + 0.5) / w
+    cy = (torch.arange(h, dtype=torch.float32) + 0.5) / h
+    mx = (cx[None, :] >= b[:, 0:1]) & (cx[None, :] <= b[:, 2:3])  # (N, w)
+    my = (cy[None, :] >= b[:, 1:2]) & (cy[None, :] <= b[:, 3:4])  # (N, h)
+    ix = ((b[:, 0] + b[:, 2]) / 2 * w).floor().clamp(0, w - 1).long()
+    iy = ((b[:, 1] + b[:, 3]) / 2 * h).floor().clamp(0, h - 1).long()
+    mx[torch.arange(n), ix] = True
+    my[torch.arange(n), iy] = True
+    if margin:
+        grow = torch.ones(1, 1, 2 * margin + 1)
+        mx = torch.nn.functional.conv1d(mx.float()[:, None], grow, padding=margin)[:, 0] > 0
+        my = torch.nn.functional.conv1d(my.float()[:, None], grow, padding=margin)[:, 0] > 0
+    return my[:, :, None] & mx[:, None, :] & valid[:, None, None]
 
 
 def _run_epochs(model: nn.Module, images: np.ndarray, targets: torch.Tensor, spec: InputSpec,
                 epoch_indices: Callable[[int, np.random.Generator], np.ndarray],
                 loss_fn: Callable, *, epochs: int, batch_size: int, lr: float,
                 weight_decay: float, seed: int, name: str, progress: Progress,
-                zoom_out: float = 0.0) -> list[dict]:
-    """Generic AdamW + one-cycle loop over uint8 images with augmentation."""
+                zoom_out: float = 0.0, boxes: np.ndarray | None = None,
+                box_loss: Callable | None = None) -> list[dict]:
+    """Generic AdamW + one-cycle loop over uint8 images with augmentation.
+
+    With `boxes` (N x 4, NaN rows for none), they are augmented with the images and
+    `box_loss(model, x, y, boxes)` returns (loss, outputs) instead of loss_fn(model(x), y).
+    """
     rng = np.random.default_rng(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = max(1, math.ceil(len(epoch_indices(-1, np.random.default_rng(0))) / batch_size))
@@ -113,11 +172,16 @@ def _run_epochs(model: nn.Module, images: np.ndarray, targets: torch.Tensor, spe
             b = idx[step * batch_size:(step + 1) * batch_size]
             if len(b) < 2:  # BatchNorm needs 2+ samples
                 continue
-            x = to_tensor(augment(images[b], rng, zoom_out=zoom_out), spec).contiguous(
-                memory_format=torch.channels_last)
             y = targets[b]
-            out = model(x)
-            loss = loss_fn(out, y)
+            if boxes is None:
+                x = to_tensor(augment(images[b], rng, zoom_out=zoom_out), spec)
+                x = x.contiguous(memory_format=torch.channels_last)
+                out = model(x)
+                loss = loss_fn(out, y)
+            else:
+                aug, bx = augment(images[b], rng, zoom_out=zoom_out, boxes=boxes[b])
+                x = to_tensor(aug, spec).contiguous(memory_format=torch.channels_last)
+                loss, out = box_loss(model, x, y, bx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -149,17 +213,65 @@ def focal_bce(logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0,
     return (weight * bce).mean()
 
 
+def frame_boxes(frames: pd.DataFrame) -> np.ndarray | None:
+    """N x K x 4 boxes from a `boxes` column (lists of [x0, y0, x1, y1]; NaN pads), or None without one."""
+    if "boxes" not in frames.columns:
+        return None
+    lists = [[] if b is None or (isinstance(b, float) and math.isnan(b)) else list(b) for b in frames["boxes"]]
+    out = np.full((len(frames), max([len(b) for b in lists] + [1]), 4), np.nan)
+    for i, bs in enumerate(lists):
+        for j, b in enumerate(bs):
+            out[i, j] = np.asarray(b, dtype=np.float64)
+    return out
+
+
+def prefilter_targets(frames: pd.DataFrame) -> np.ndarray:
+    """What the prefilter should pass: a labelled frame, or one flagged `lookalike` (an object
+    only the heavy model can tell from the classes, e.g. an unbranded cup) when that column exists."""
+    y = _has_label(frames["label"])
+    if "lookalike" in frames.columns:
+        y |= frames["lookalike"].fillna(False).to_numpy(dtype=bool)
+    return y
+
+
+def box_mil_loss(model: PrefilterCNN, x: torch.Tensor, y: torch.Tensor, boxes: np.ndarray,
+                 crit: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frame loss whose positive evidence must come from the cup.
+
+    A frame with a cup box scores by its best cell inside the box (not anywhere), and its
+    best cell away from the box (beyond one cell of margin) is pushed down as a negative.
+    Frames without a box score by their best cell, as in plain multiple-instance training.
+    Returns (loss, frame logits).
+    """
+    maps = model.logit_map(x)
+    n, h, w = maps.shape
+    inside = box_cells(boxes, h, w)
+    away = ~box_cells(boxes, h, w, margin=1)
+    floor = torch.finfo(maps.dtype).min
+    frame = maps.amax(dim=(1, 2))
+    boxed = inside.flatten(1).any(1) & (y > 0)
+    logit = torch.where(boxed, torch.where(inside, maps, floor).amax(dim=(1, 2)), frame)
+    loss = crit(logit, y)
+    if boxed.any():
+        rest = torch.where(away, maps, floor).amax(dim=(1, 2))[boxed]
+        loss = loss + crit(rest, torch.zeros_like(rest)) * (boxed.sum() / n)
+    return loss, frame
+
+
 def train_prefilter(frames: pd.DataFrame, *, epochs: int = 40, seed: int = 0, batch_size: int = 64,
                     lr: float = 1e-2, weight_decay: float = 1e-4, pos_fraction: float = 0.4,
                     pos_weight: float = 2.0, focal_gamma: float = 0.0, zoom_out: float = 0.0,
-                    input_spec: InputSpec | None = None,
+                    use_boxes: bool = True, input_spec: InputSpec | None = None,
                     arch_kwargs: dict | None = None, images: np.ndarray | None = None,
                     progress: Progress = print) -> tuple[PrefilterCNN, list[dict]]:
     """Binary cup/no-cup model (target: label is not None).
 
     Positives are oversampled to `pos_fraction` of each epoch and weighted by
     `pos_weight` in the loss (recall first); `focal_gamma` > 0 makes it a focal loss and
-    `zoom_out` shrinks that share of the images (see augment). `images` =
+    `zoom_out` shrinks that share of the images (see augment). Targets are
+    prefilter_targets (labels, plus look-alikes when flagged). With a `boxes` column and
+    `use_boxes`, training is box-supervised (box_mil_loss) and negative frames with a box
+    (an object only partly in view) are left out. `images` =
     decode_batch(frames.jpeg) at `input_spec` if already decoded.
     """
     spec = input_spec or default_prefilter_input()
@@ -167,11 +279,15 @@ def train_prefilter(frames: pd.DataFrame, *, epochs: int = 40, seed: int = 0, ba
     model = PrefilterCNN(**(arch_kwargs or {}))
     if images is None:
         images = decode_batch(list(frames["jpeg"]), spec)
-    y = _has_label(frames["label"])
-    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+    y = prefilter_targets(frames)
+    boxes = frame_boxes(frames) if use_boxes else None
+    usable = np.ones(len(y), bool)
+    if boxes is not None:
+        usable = y | np.isnan(boxes).all(axis=(1, 2))  # drop negatives that show part of an object
+    pos, neg = np.flatnonzero(y & usable), np.flatnonzero(~y & usable)
     if len(pos) == 0 or len(neg) == 0:
         raise ValueError("prefilter training needs both positive and negative frames")
-    n = len(y)
+    n = int(usable.sum())
     n_pos = int(round(n * pos_fraction))
 
     def epoch_indices(epoch, rng):
@@ -181,10 +297,13 @@ def train_prefilter(frames: pd.DataFrame, *, epochs: int = 40, seed: int = 0, ba
     def crit(logits, targets):
         return focal_bce(logits, targets, focal_gamma, pos_weight)
 
+    def box_loss(model, x, y, bx):
+        return box_mil_loss(model, x, y, bx, crit)
+
     history = _run_epochs(model, images, torch.from_numpy(y.astype(np.float32)), spec,
                           epoch_indices, crit, epochs=epochs, batch_size=batch_size, lr=lr,
                           weight_decay=weight_decay, seed=seed, name="prefilter",
-                          progress=progress, zoom_out=zoom_out)
+                          progress=progress, zoom_out=zoom_out, boxes=boxes, box_loss=box_loss)
     return model, history
 
 
@@ -278,7 +397,7 @@ def roc_auc(scores, labels) -> float:
 
 def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
                      class_names: list[str], registry, *, training_dates: list,
-                     seed: int = 0, prefilter_epochs: int = 40, heavy_epochs: int = 12,
+                     seed: int = 0, prefilter_epochs: int = 30, heavy_epochs: int = 12,
                      target_recall: float = 0.99, target_precision: float = 0.99,
                      confidence: float = 0.95, heavy_width_mult: float = 0.5,
                      prefilter_options: dict | None = None, heavy_options: dict | None = None,

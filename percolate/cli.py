@@ -101,8 +101,11 @@ def cmd_nightly(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from percolate.training import train
 
-    plan = TrainingPlan(calls_per_day=args.calls, seed=args.seed,
-                        prefilter_epochs=args.prefilter_epochs, heavy_epochs=args.heavy_epochs)
+    from dataclasses import replace
+
+    default = TrainingPlan()
+    plan = replace(default, train_shape=replace(default.train_shape, calls=args.calls), seed=args.seed,
+                   prefilter_epochs=args.prefilter_epochs, heavy_epochs=args.heavy_epochs)
     summary = train(settings, plan, alias=args.alias)
     emit(args, summary, json.dumps(summary, indent=2, default=str))
     return 0
@@ -279,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heavy-model", default="production", help="alias or version")
 
     p = command("train", cmd_train, "Train and register the prefilter and heavy models on generated days.")
-    p.add_argument("--calls", type=int, default=TrainingPlan.calls_per_day, help="calls per generated day")
+    p.add_argument("--calls", type=int, default=TrainingPlan().train_shape.calls, help="calls per training day")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--alias", default="production")
     p.add_argument("--prefilter-epochs", type=int, default=None)

@@ -255,14 +255,28 @@ def render_call(call: dict, seed: int, bgr: bool = False) -> Iterator[np.ndarray
             yield np.ascontiguousarray(f[:, :, ::-1])
 
 
-def _render_bgr(call: dict, seed: int) -> Iterator[np.ndarray]:
+@dataclass
+class Scene:
+    """Everything a call's frames are drawn from, built from its truth entry and the seed."""
+
+    n_frames: int
+    background: Background
+    person: Sprite | None
+    sway_x: np.ndarray | None
+    sway_y: np.ndarray | None
+    cups: list[Episode]
+    distractors: list[Episode]
+
+
+def build_scene(call: dict, seed: int) -> Scene:
+    """The call's background, person and episodes (draws the call's random stream in a fixed order)."""
     rng = call_rng(seed, call["call_id"])
     n_frames = round(call["duration_s"] * FPS)
     bg = Background(call["background"], rng)
     tint = rng.uniform(0.92, 1.08, 3).astype(np.float32)
     skin = SKINS[int(rng.integers(len(SKINS)))]
     sleeve = _colour(rng) if rng.random() < 0.4 else tuple(int(v) for v in rng.integers(20, 230, 3))
-    person = None
+    person, sway_x, sway_y = None, None, None
     if bg.has_person:
         mouth = bg.mouth
     else:
@@ -288,7 +302,41 @@ def _render_bgr(call: dict, seed: int) -> Iterator[np.ndarray]:
         side = -side_cup if call["cups"] else int(rng.choice([-1, 1]))
         distractor_eps.append(build_episode(dis["kind"], None, k0, k1, rng, side=side, mouth=mouth, tint=tint,
                                             skin=skin, sleeve=sleeve, sip_ok=not call["cups"]))
-    episodes = distractor_eps + episodes  # cups drawn last: never hidden by a distractor
+    return Scene(n_frames, bg, person, sway_x, sway_y, episodes, distractor_eps)
+
+
+def object_boxes(call: dict, seed: int, frame_indexes, kinds=("cup",)) -> list[list[tuple[float, float, float, float]]]:
+    """Boxes (x0, y0, x1, y1, as fractions of the frame) of the objects of `kinds` drawn at each
+    30 fps frame index ("cup" = brand cups; other kinds name distractors), sliding in or out included.
+
+    Boxes bound the drawn sprite (tilted objects include their transparent corners), so they
+    are a little loose. Used to supervise where the prefilter should fire.
+    """
+    scene = build_scene(call, seed)
+    episodes = [e for e, kind in zip(scene.cups + scene.distractors,
+                                     ["cup"] * len(scene.cups) + [d["kind"] for d in call["distractors"]])
+                if kind in kinds]
+    out = []
+    for i in frame_indexes:
+        boxes = []
+        for e in episodes:
+            if e.first <= i < e.last:
+                j = i - e.first
+                sp = e.sprites[int(e.track["v"][j])]
+                x0, y0 = int(e.track["x"][j]), int(e.track["y"][j])
+                box = (max(x0, 0) / WIDTH, max(y0, 0) / HEIGHT,
+                       min(x0 + sp.w, WIDTH) / WIDTH, min(y0 + sp.h, HEIGHT) / HEIGHT)
+                if box[2] > box[0] and box[3] > box[1]:
+                    boxes.append(box)
+        out.append(boxes)
+    return out
+
+
+def _render_bgr(call: dict, seed: int) -> Iterator[np.ndarray]:
+    scene = build_scene(call, seed)
+    n_frames, bg, person = scene.n_frames, scene.background, scene.person
+    sway_x, sway_y = scene.sway_x, scene.sway_y
+    episodes = scene.distractors + scene.cups  # cups drawn last: never hidden by a distractor
 
     # Footage behind a drawn person advances every other frame (a 15 fps virtual background):
     # the person is then blended once per two frames.

@@ -68,6 +68,21 @@ def test_choose_aggregation_takes_best_recall_then_the_stricter_rule():
     assert set(det.user_id) == {f"t{u}" for u in range(20)}
 
 
+def test_choose_aggregation_gives_up_a_little_recall_to_stay_clear_of_near_misses():
+    rows = []
+    for u in range(49):  # clear positives: 4 confident frames
+        rows += [{"user_id": f"t{u}", "true_brand": "a", "pred_brand": "a", "score": 0.97}] * 4
+    rows += [{"user_id": "hard", "true_brand": "a", "pred_brand": "a", "score": 0.97}] * 2
+    for u in range(10):  # one confident wrong frame each: k=2 is exact but one step from 10 errors
+        rows += [{"user_id": f"f{u}", "true_brand": None, "pred_brand": "a", "score": 0.97}]
+    frames = pd.DataFrame(rows)
+    rule = choose_aggregation(frames, target_precision=0.99, min_scores=[0.5, 0.9, 0.95])
+    assert (rule["min_frames"], rule["min_score"]) == (4, 0.95)
+    assert rule["near_misses"] == 0 and rule["recall"] == pytest.approx(49 / 50)
+    strict = choose_aggregation(frames, target_precision=0.99, min_scores=[0.5, 0.9, 0.95], recall_slack=0.0)
+    assert (strict["min_frames"], strict["recall"], strict["near_misses"]) == (2, 1.0, 10)
+
+
 def test_heavy_threshold_falls_back_to_the_most_precise_useful_cut():
     from models.calibration import heavy_threshold_for_precision
 

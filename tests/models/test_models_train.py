@@ -73,3 +73,82 @@ def test_focal_loss_is_weighted_bce_at_gamma_zero_and_discounts_easy_frames():
     assert torch.allclose(focal_bce(logits, targets, gamma=0.0, pos_weight=2.0), weighted.mean())
     per_frame = [float(focal_bce(logits[i:i + 1], targets[i:i + 1], gamma=2.0)) for i in range(4)]
     assert per_frame[0] < 1e-4 * per_frame[2]  # confident and right: almost nothing
+
+
+def test_augment_moves_boxes_with_the_pictures():
+    from models.train import augment
+
+    rng = np.random.default_rng(4)
+    batch = np.zeros((24, 72, 128, 3), np.uint8)
+    boxes = np.full((24, 2, 4), np.nan)
+    for i in range(24):  # one or two white blocks per image, their boxes in fractions
+        for k, x0 in enumerate((int(rng.integers(10, 50)), int(rng.integers(70, 100)))[:1 + i % 2]):
+            y0 = int(rng.integers(8, 40))
+            batch[i, y0:y0 + 20, x0:x0 + 16] = 255
+            boxes[i, k] = [x0 / 128, y0 / 72, (x0 + 16) / 128, (y0 + 20) / 72]
+    boxes[0] = np.nan  # a frame without objects stays without boxes
+    batch[0] = 0
+    out, moved = augment(batch, rng, zoom_out=0.5, min_scale=0.6, boxes=boxes)
+    assert moved.shape == (24, 2, 4) and np.isnan(moved[0]).all()
+    for i in range(1, 24):
+        assert np.isnan(moved[i, 1]).all() == (i % 2 == 0)
+        for b in moved[i][~np.isnan(moved[i]).any(axis=1)]:
+            x0, y0, x1, y1 = b * [128, 72, 128, 72]
+            inner = out[i, int(np.ceil(y0)) + 1:int(y1) - 1, int(np.ceil(x0)) + 1:int(x1) - 1, 0]
+            assert inner.size and inner.min() > 100  # the block is where its box says
+
+
+def test_box_cells_select_the_cells_under_a_box():
+    from models.train import box_cells
+
+    boxes = np.array([[0.0, 0.0, 0.5, 0.5], [0.61, 0.61, 0.62, 0.62], [np.nan] * 4])
+    cells = box_cells(boxes, 4, 4)
+    assert cells[0].nonzero().tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    assert cells[1].nonzero().tolist() == [[2, 2]]  # too small for a centre: the cell under it
+    assert not cells[2].any()
+    grown = box_cells(boxes, 4, 4, margin=1)
+    assert int(grown[1].sum()) == 9 and not grown[2].any()
+    two = box_cells(np.stack([boxes[0], boxes[1]])[None], 4, 4)  # K boxes per frame: their union
+    assert two.shape == (1, 4, 4) and int(two.sum()) == 5
+
+
+def test_box_supervision_puts_the_peak_on_the_object():
+    """Box-supervised training fires on the object: the peak cell lies on its box."""
+    import torch
+
+    from models.train import prefilter_peaks, train_prefilter
+
+    torch.manual_seed(0)
+    train = frames_df(160, ["red"], pos_frac=0.5, seed=3)
+    rng = np.random.default_rng(5)
+    boxes = []
+    for i, row in train.iterrows():  # redraw: a red block at a known place
+        img = rng.integers(60, 180, (90, 160, 3)).astype(np.uint8)
+        box = None
+        if row.label:
+            x0, y0 = int(rng.integers(0, 140)), int(rng.integers(0, 70))
+            img[y0:y0 + 16, x0:x0 + 12] = (220, 30, 30)
+            box = [x0 / 160, y0 / 90, (x0 + 12) / 160, (y0 + 16) / 90]
+        boxes.append(box)
+        train.at[i, "jpeg"] = _jpeg(img)
+    train["boxes"] = [[b] if b else [] for b in boxes]
+    spec = InputSpec(160, 90)
+    model, hist = train_prefilter(train, epochs=6, input_spec=spec, progress=None)
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    from models.preprocess import decode_batch
+    pos = train[train.label.notna()]
+    images = decode_batch(list(pos.jpeg), spec)
+    _, centres = prefilter_peaks(model, images, spec)
+    hits = [b[0] - 0.07 <= cx <= b[2] + 0.07 and b[1] - 0.1 <= cy <= b[3] + 0.1
+            for (cx, cy), (b,) in zip(centres, pos.boxes)]
+    assert np.mean(hits) > 0.8
+
+
+def _jpeg(img: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).resize((640, 360)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()

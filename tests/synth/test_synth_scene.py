@@ -74,3 +74,30 @@ def test_background_frames_and_colours():
         f = bg.frame(1000)  # loops
         assert f.shape == (360, 640, 3) and f.dtype == np.uint8 and f.std() > 5
     assert len(BRAND_COLOURS) >= 10
+
+
+def test_object_boxes_bound_the_pixels_the_object_changes():
+    from percolate.synth.scene import object_boxes
+
+    cup = {"brand": "Orbit Coffee", "start_s": (40 - 0.5) / 30, "end_s": (90 - 0.5) / 30}
+    mug = {"kind": "plain_mug", "start_s": (30 - 0.5) / 30, "end_s": (100 - 0.5) / 30}
+    call = _call([cup], [mug], background="room:a02")
+    bare = _call([], [], background="room:a02")
+    frames = [f.copy() for f in render_call(call, seed=3)]
+    without = [f.copy() for f in render_call(bare, seed=3)]
+    idx = [5, 45, 60, 102]  # the cup slides out over frames 90-98, the mug over 100-108
+    cups = object_boxes(call, 3, idx)
+    both = object_boxes(call, 3, idx, ("cup", "plain_mug"))
+    assert cups[0] == [] and len(cups[1]) == 1 and len(cups[2]) == 1 and cups[3] == []
+    assert both[0] == [] and len(both[1]) == 2 and len(both[3]) == 1  # the mug stays longer
+    for i, boxes in zip(idx, both):
+        changed = (frames[i] != without[i]).any(axis=2)
+        inside = np.zeros_like(changed)
+        for x0, y0, x1, y1 in boxes:
+            inside[round(y0 * 360):round(y1 * 360) + 1, round(x0 * 640):round(x1 * 640) + 1] = True
+        # everything drawn (objects, and the hand holding them, may reach outside) is mostly boxed
+        if changed.any():
+            assert (changed & inside).sum() >= 0.6 * changed.sum()
+        for x0, y0, x1, y1 in boxes:
+            box = changed[round(y0 * 360):round(y1 * 360), round(x0 * 640):round(x1 * 640)]
+            assert box.mean() > 0.3  # a box is not mostly empty
