@@ -151,7 +151,7 @@ def _run_epochs(model: nn.Module, images: np.ndarray, targets: torch.Tensor, spe
                 box_loss: Callable | None = None) -> list[dict]:
     """Generic AdamW + one-cycle loop over uint8 images with augmentation.
 
-    With `boxes` (N x 4, NaN rows for none), they are augmented with the images and
+    With `boxes` (N x K x 4, NaN for none), they are augmented with the images and
     `box_loss(model, x, y, boxes)` returns (loss, outputs) instead of loss_fn(model(x), y).
     """
     rng = np.random.default_rng(seed)
