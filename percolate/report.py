@@ -10,7 +10,7 @@ def funnel_stages(summary: dict) -> list[tuple[str, int]]:
         ("videos", int(summary.get("videos_ok") or 0)),
         ("sampled frames", int(summary.get("sampled_frames") or 0)),
         ("prefilter passed", int(summary.get("prefilter_passed") or 0)),
-        ("heavy-model positives", int(summary.get("heavy_positives") or 0)),
+        ("heavy frames >= thr", int(summary.get("heavy_positives") or 0)),
         ("user-brand detections", int(summary.get("user_brand_detections") or 0)),
     ]
 
