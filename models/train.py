@@ -51,11 +51,12 @@ def _has_label(labels) -> np.ndarray:
                      and lab != "" for lab in labels], dtype=bool)
 
 
-def _zoom_out(img: np.ndarray, scale: float, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
+def _zoom_out(img: np.ndarray, scale: float,
+              rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Shrink by `scale` and fill the frame back by repeating its edges (a reflection could repeat
     an object outside its box) at a random offset: smaller objects.
 
-    Returns the image and the (top, left) offset of the shrunk picture in it.
+    Returns the image and where the shrunk picture lies in it: (top, left, height, width).
     """
     from PIL import Image
 
@@ -63,7 +64,7 @@ def _zoom_out(img: np.ndarray, scale: float, rng: np.random.Generator) -> tuple[
     sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
     small = np.asarray(Image.fromarray(img).resize((sw, sh), Image.BILINEAR))
     top, left = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
-    return np.pad(small, ((top, h - sh - top), (left, w - sw - left), (0, 0)), mode="edge"), top, left
+    return np.pad(small, ((top, h - sh - top), (left, w - sw - left), (0, 0)), mode="edge"), (top, left, sh, sw)
 
 
 def augment(batch: np.ndarray, rng: np.random.Generator, max_shift: float = 0.1,
@@ -81,10 +82,8 @@ def augment(batch: np.ndarray, rng: np.random.Generator, max_shift: float = 0.1,
     bx = None if boxes is None else np.array(boxes, dtype=np.float64).reshape(n, -1, 4)
     if zoom_out > 0:
         for i in np.flatnonzero(rng.random(n) < zoom_out):
-            scale = float(rng.uniform(min_scale, 1.0))
-            out[i], top, left = _zoom_out(out[i], scale, rng)
+            out[i], (top, left, sh, sw) = _zoom_out(out[i], float(rng.uniform(min_scale, 1.0)), rng)
             if bx is not None:
-                sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
                 bx[i] = bx[i] * [sw / w, sh / h, sw / w, sh / h] + [left / w, top / h, left / w, top / h]
     flip = rng.random(n) < 0.5
     out[flip] = out[flip, :, ::-1]
@@ -174,13 +173,14 @@ def _run_epochs(model: nn.Module, images: np.ndarray, targets: torch.Tensor, spe
                 continue
             y = targets[b]
             if boxes is None:
-                x = to_tensor(augment(images[b], rng, zoom_out=zoom_out), spec)
-                x = x.contiguous(memory_format=torch.channels_last)
+                aug, bx = augment(images[b], rng, zoom_out=zoom_out), None
+            else:
+                aug, bx = augment(images[b], rng, zoom_out=zoom_out, boxes=boxes[b])
+            x = to_tensor(aug, spec).contiguous(memory_format=torch.channels_last)
+            if bx is None:
                 out = model(x)
                 loss = loss_fn(out, y)
             else:
-                aug, bx = augment(images[b], rng, zoom_out=zoom_out, boxes=boxes[b])
-                x = to_tensor(aug, spec).contiguous(memory_format=torch.channels_last)
                 loss, out = box_loss(model, x, y, bx)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -133,7 +133,8 @@ def check_training_frames(settings: Settings, frames: pd.DataFrame, date: str, c
     """Training data passes its expectation suite (labels known, sane label share, no duplicates)."""
     from percolate.validation import check
 
-    data = frames.drop(columns=["jpeg", "boxes", "lookalike"], errors="ignore").assign(jpeg_bytes=frames["jpeg"].map(len))
+    data = frames.drop(columns=["jpeg", "boxes", "lookalike"], errors="ignore")
+    data = data.assign(jpeg_bytes=frames["jpeg"].map(len))
     check(settings, "training_data", date, f"training-{date}", data=data, class_names=classes)
 
 
