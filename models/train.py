@@ -33,9 +33,10 @@ Progress = Callable[[str], None] | None
 # The training recipes fit_and_register uses unless told otherwise. The prefilter learns
 # where cups are when frames carry boxes (box_mil_loss) and sees half its frames zoomed
 # out (more small cups, the ones that set its threshold); more and harder negatives for
-# the heavy model target look-alike cups.
-PREFILTER_RECIPE: dict = {"zoom_out": 0.5}
-HEAVY_RECIPE: dict = {"neg_ratio": 1.5, "hard_fraction": 0.7}
+# the heavy model target look-alike cups. Both see 30% of their negatives in other
+# colours (recolour): an unseen background in a brand's colours must not read as the brand.
+PREFILTER_RECIPE: dict = {"zoom_out": 0.5, "recolour": 0.3}
+HEAVY_RECIPE: dict = {"neg_ratio": 1.5, "hard_fraction": 0.7, "recolour": 0.3}
 
 
 def default_prefilter_input() -> InputSpec:
@@ -111,6 +112,34 @@ def augment(batch: np.ndarray, rng: np.random.Generator, max_shift: float = 0.1,
     return images, bx
 
 
+def hue_rotation(angle: float, swap: bool = False) -> np.ndarray:
+    """3x3 RGB matrix turning hues by `angle` radians about the grey axis (greys and
+    brightness stay), then swapping red and blue when `swap`."""
+    u = np.full(3, 1 / math.sqrt(3))
+    cross = np.array([[0, -u[2], u[1]], [u[2], 0, -u[0]], [-u[1], u[0], 0]])
+    m = math.cos(angle) * np.eye(3) + (1 - math.cos(angle)) * np.outer(u, u) + math.sin(angle) * cross
+    return (m[::-1] if swap else m).astype(np.float32)
+
+
+def recolour(images: np.ndarray, rng: np.random.Generator, share: float,
+             allowed: np.ndarray | None = None) -> np.ndarray:
+    """Give `share` of the allowed images (NxHxWx3 uint8) other colours: a hue turn of
+    30-330 degrees, half of them mirrored.
+
+    Only for frames whose target cannot change with colour (no class object in view):
+    shelves, plants and footage in colours the training backgrounds never had, so
+    that a look-alike in an unseen room is not taken for a brand. Returns a copy.
+    """
+    out = images.copy()
+    pick = rng.random(len(images)) < share
+    if allowed is not None:
+        pick &= np.asarray(allowed, bool)
+    for i in np.flatnonzero(pick):
+        m = hue_rotation(float(rng.uniform(math.pi / 6, 11 * math.pi / 6)), bool(rng.random() < 0.5))
+        out[i] = np.clip(out[i].astype(np.float32) @ m.T, 0, 255).astype(np.uint8)
+    return out
+
+
 def box_cells(boxes: np.ndarray, h: int, w: int, margin: int = 0) -> torch.Tensor:
     """(N, h, w) bool: the cells of an h x w map whose centres lie in a frame's boxes
     (N x 4 or N x K x 4 fractions; NaN boxes select nothing).
@@ -147,8 +176,11 @@ def _run_epochs(model: nn.Module, images: np.ndarray, targets: torch.Tensor, spe
                 loss_fn: Callable, *, epochs: int, batch_size: int, lr: float,
                 weight_decay: float, seed: int, name: str, progress: Progress,
                 zoom_out: float = 0.0, boxes: np.ndarray | None = None,
-                box_loss: Callable | None = None) -> list[dict]:
+                box_loss: Callable | None = None, recolour_share: float = 0.0,
+                recolourable: np.ndarray | None = None) -> list[dict]:
     """Generic AdamW + one-cycle loop over uint8 images with augmentation.
+
+    `recolour_share` of the `recolourable` images (N bool) get other colours (recolour).
 
     With `boxes` (N x K x 4, NaN for none), they are augmented with the images and
     `box_loss(model, x, y, boxes)` returns (loss, outputs) instead of loss_fn(model(x), y).
@@ -176,6 +208,8 @@ def _run_epochs(model: nn.Module, images: np.ndarray, targets: torch.Tensor, spe
                 aug, bx = augment(images[b], rng, zoom_out=zoom_out), None
             else:
                 aug, bx = augment(images[b], rng, zoom_out=zoom_out, boxes=boxes[b])
+            if recolour_share > 0:
+                aug = recolour(aug, rng, recolour_share, None if recolourable is None else recolourable[b])
             x = to_tensor(aug, spec).contiguous(memory_format=torch.channels_last)
             if bx is None:
                 out = model(x)
@@ -261,14 +295,15 @@ def box_mil_loss(model: PrefilterCNN, x: torch.Tensor, y: torch.Tensor, boxes: n
 def train_prefilter(frames: pd.DataFrame, *, epochs: int = 40, seed: int = 0, batch_size: int = 64,
                     lr: float = 1e-2, weight_decay: float = 1e-4, pos_fraction: float = 0.4,
                     pos_weight: float = 2.0, focal_gamma: float = 0.0, zoom_out: float = 0.0,
-                    use_boxes: bool = True, input_spec: InputSpec | None = None,
+                    recolour: float = 0.0, use_boxes: bool = True, input_spec: InputSpec | None = None,
                     arch_kwargs: dict | None = None, images: np.ndarray | None = None,
                     progress: Progress = print) -> tuple[PrefilterCNN, list[dict]]:
     """Binary cup/no-cup model (target: label is not None).
 
     Positives are oversampled to `pos_fraction` of each epoch and weighted by
     `pos_weight` in the loss (recall first); `focal_gamma` > 0 makes it a focal loss and
-    `zoom_out` shrinks that share of the images (see augment). Targets are
+    `zoom_out` shrinks that share of the images (see augment) and `recolour` gives that
+    share of the negatives other colours (see recolour). Targets are
     prefilter_targets (labels, plus look-alikes when flagged). With a `boxes` column and
     `use_boxes`, training is box-supervised (box_mil_loss) and negative frames with a box
     (an object only partly in view) are left out. `images` =
@@ -303,7 +338,8 @@ def train_prefilter(frames: pd.DataFrame, *, epochs: int = 40, seed: int = 0, ba
     history = _run_epochs(model, images, torch.from_numpy(y.astype(np.float32)), spec,
                           epoch_indices, crit, epochs=epochs, batch_size=batch_size, lr=lr,
                           weight_decay=weight_decay, seed=seed, name="prefilter",
-                          progress=progress, zoom_out=zoom_out, boxes=boxes, box_loss=box_loss)
+                          progress=progress, zoom_out=zoom_out, boxes=boxes, box_loss=box_loss,
+                          recolour_share=recolour, recolourable=~y)
     return model, history
 
 
@@ -346,7 +382,7 @@ def class_targets(labels, class_names: list[str]) -> np.ndarray:
 def train_heavy(frames: pd.DataFrame, class_names: list[str], *, epochs: int = 8, seed: int = 0,
                 batch_size: int = 48, lr: float = 5e-3, weight_decay: float = 4e-5,
                 width_mult: float = 0.5, arch_kwargs: dict | None = None,
-                neg_ratio: float = 1.0, hard_fraction: float = 0.5,
+                neg_ratio: float = 1.0, hard_fraction: float = 0.5, recolour: float = 0.0,
                 prefilter_scores: np.ndarray | None = None, prefilter=None,
                 input_spec: InputSpec | None = None, images: np.ndarray | None = None,
                 progress: Progress = print) -> tuple[MobileNetLike, list[dict]]:
@@ -354,7 +390,8 @@ def train_heavy(frames: pd.DataFrame, class_names: list[str], *, epochs: int = 8
 
     Each epoch: every class frame plus `neg_ratio` x as many negatives, of which
     `hard_fraction` are the hard negatives (highest prefilter scores, from
-    `prefilter_scores` or a LoadedModel `prefilter`) and the rest a fresh random draw.
+    `prefilter_scores` or a LoadedModel `prefilter`) and the rest a fresh random draw;
+    `recolour` gives that share of the negatives other colours (see recolour).
     """
     spec = input_spec or default_heavy_input()
     torch.manual_seed(seed)
@@ -380,7 +417,8 @@ def train_heavy(frames: pd.DataFrame, class_names: list[str], *, epochs: int = 8
 
     history = _run_epochs(model, images, torch.from_numpy(y), spec, epoch_indices,
                           nn.CrossEntropyLoss(), epochs=epochs, batch_size=batch_size, lr=lr,
-                          weight_decay=weight_decay, seed=seed, name="heavy", progress=progress)
+                          weight_decay=weight_decay, seed=seed, name="heavy", progress=progress,
+                          recolour_share=recolour, recolourable=y == 0)
     model.arch_kwargs = kwargs  # for registration
     return model, history
 

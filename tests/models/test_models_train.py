@@ -152,3 +152,30 @@ def _jpeg(img: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img).resize((640, 360)).save(buf, "JPEG", quality=90)
     return buf.getvalue()
+
+
+def test_hue_rotation_keeps_greys_and_turns_hues():
+    from models.train import hue_rotation
+
+    grey = np.array([90.0, 90.0, 90.0])
+    for angle in (0.5, 2.0, 4.0):
+        for swap in (False, True):
+            assert np.allclose(hue_rotation(angle, swap) @ grey, grey, atol=1e-4)
+    assert np.allclose(hue_rotation(2 * np.pi / 3) @ [1.0, 0, 0], [0, 1.0, 0], atol=1e-6)  # red -> green
+    assert np.allclose(hue_rotation(0.0, swap=True) @ [1.0, 0, 0], [0, 0, 1.0])  # red <-> blue
+
+
+def test_recolour_changes_only_allowed_images_and_keeps_their_brightness():
+    from models.train import recolour
+
+    rng = np.random.default_rng(2)
+    batch = rng.integers(60, 190, (6, 18, 32, 3)).astype(np.uint8)
+    allowed = np.array([True, False, True, False, True, False])
+    out = recolour(batch, np.random.default_rng(3), share=1.0, allowed=allowed)
+    assert out.shape == batch.shape and out.dtype == np.uint8
+    assert np.array_equal(out[~allowed], batch[~allowed])
+    for before, after in zip(batch[allowed], out[allowed]):
+        assert not np.array_equal(before, after)
+        # a turn about the grey axis keeps R+G+B (up to clipping and rounding)
+        assert abs(float(after.astype(int).sum(-1).mean()) - float(before.astype(int).sum(-1).mean())) < 6
+    assert np.array_equal(recolour(batch, rng, share=0.0), batch)
