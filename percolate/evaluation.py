@@ -23,13 +23,14 @@ def frame_table(frames: pd.DataFrame, scores: pd.DataFrame, predictions: pd.Data
                 truth: dict) -> pd.DataFrame:
     """One row per sampled frame: truth, prefilter score and decision, heavy output.
 
-    Columns: call_id, user_id, frame_index, ts_ms, true_label (None = no cup),
-    prefilter_score, passed, label / score (the heavy model's best class and its
-    probability; None when it did not see the frame), is_detection, predicted (label
-    when it is a detection, else None).
+    Columns: call_id, user_id, frame_index, ts_ms, background (the call's, when the truth
+    names one), true_label (None = no cup), prefilter_score, passed, label / score (the
+    heavy model's best class and its probability; None when it did not see the frame),
+    is_detection, predicted (label when it is a detection, else None).
     """
     calls = {c["call_id"]: c for c in truth["calls"]}
     df = frames[["call_id", "user_id", "frame_index", "ts_ms"]].copy()
+    df["background"] = [calls.get(c, {}).get("background") for c in df["call_id"]]
     df["true_label"] = [label_at(calls[c], t / 1000.0) if c in calls else None
                         for c, t in zip(df["call_id"], df["ts_ms"])]
     df = df.merge(scores[["call_id", "frame_index", "prefilter_score", "passed"]],
@@ -42,6 +43,19 @@ def frame_table(frames: pd.DataFrame, scores: pd.DataFrame, predictions: pd.Data
     df["label"] = df["label"].where(df["label"].notna(), None)
     df["predicted"] = df["label"].where(df["is_detection"], None)
     return df
+
+
+def passing_negatives_by_background(df: pd.DataFrame, top: int = 5) -> list[dict]:
+    """Where the frames without a cup that pass the prefilter come from: the `top`
+    backgrounds by such frames, each with its frames without a cup and their pass rate.
+    Empty when the table has no backgrounds (a truth that does not name them)."""
+    if "background" not in df.columns or df["background"].isna().all():
+        return []
+    neg = df[df["true_label"].isna()]
+    g = neg.groupby("background")["passed"].agg(frames="size", passed="sum").reset_index()
+    g = g[g["passed"] > 0].sort_values(["passed", "background"], ascending=[False, True]).head(top)
+    return [{"background": r.background, "frames": int(r.frames), "passed": int(r.passed),
+             "pass_rate": _ratio(r.passed, r.frames)} for r in g.itertuples()]
 
 
 def score_frames(df: pd.DataFrame, class_names: list[str]) -> dict:
@@ -60,6 +74,7 @@ def score_frames(df: pd.DataFrame, class_names: list[str]) -> dict:
             "passed": int(passed.sum()),
             "recall": _ratio((passed & positive).sum(), positive.sum()),
             "precision": _ratio((passed & positive).sum(), passed.sum()),
+            "negatives_passed_by_background": passing_negatives_by_background(df),
         },
         "heavy": {  # on the frames that reached it
             "frames_seen": int(seen.sum()),

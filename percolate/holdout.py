@@ -180,6 +180,10 @@ def format_result(out: dict) -> str:
         lines.append(f"FLOPs per sampled frame: cascade {fl['cascade'] / 1e6:.1f} M (prefilter "
                      f"{fl['prefilter'] / 1e6:.1f} M + heavy on passing frames) vs heavy alone "
                      f"{fl['heavy_alone'] / 1e6:.1f} M: {fl['saving']}x less")
+    by_bg = p["frame_level"]["prefilter"]["negatives_passed_by_background"]
+    if by_bg:
+        lines.append("Frames without a cup that pass the prefilter, by background: " + ", ".join(
+            f"{b['background']} {b['passed']}/{b['frames']} ({pct(b['pass_rate']).strip()})" for b in by_bg))
     cpu = p["cpu_s"]
     lines.append("CPU seconds (all days): " + ", ".join(f"{k} {v:.0f}" for k, v in cpu.items())
                  + f"; {p['video_hours']:.2f} h of video, ${float(p['estimated_cost_usd'] or 0):.4f}")

@@ -10,8 +10,9 @@ from percolate.evaluation import (confusion, flops_per_frame, frame_table, meets
 
 CLASSES = ["A", "B"]
 TRUTH = {"classes": CLASSES, "calls": [
-    {"call_id": "c1", "user_id": "u1", "cups": [{"brand": "A", "start_s": 1.5, "end_s": 3.5}], "distractors": []},
-    {"call_id": "c2", "user_id": "u2", "cups": [], "distractors": []},
+    {"call_id": "c1", "user_id": "u1", "background": "room:x", "cups": [{"brand": "A", "start_s": 1.5, "end_s": 3.5}],
+     "distractors": []},
+    {"call_id": "c2", "user_id": "u2", "background": "clip:y", "cups": [], "distractors": []},
 ]}
 FRAMES = pd.DataFrame({"call_id": ["c1"] * 4 + ["c2"] * 2, "user_id": ["u1"] * 4 + ["u2"] * 2,
                        "frame_index": [0, 1, 2, 3, 0, 1], "ts_ms": [0, 1000, 2000, 3000, 0, 1000]})
@@ -29,7 +30,14 @@ def table():
 def test_frame_scores_count_each_stage():
     out = score_frames(table(), CLASSES)
     assert out["frames_with_cup"] == 2  # c1 at 2 s and 3 s
+    by_bg = out["prefilter"].pop("negatives_passed_by_background")
     assert out["prefilter"] == {"pass_rate": round(4 / 6, 4), "passed": 4, "recall": 1.0, "precision": 0.5}
+    # negatives: c1 at 0 s (not passed) and 1 s (passed), c2 at 0 s (passed) and 1 s (not)
+    assert by_bg == [{"background": "clip:y", "frames": 2, "passed": 1, "pass_rate": 0.5},
+                     {"background": "room:x", "frames": 2, "passed": 1, "pass_rate": 0.5}]
+    no_bg = frame_table(FRAMES, SCORES, PREDS, {**TRUTH, "calls": [
+        {k: v for k, v in c.items() if k != "background"} for c in TRUTH["calls"]]})
+    assert score_frames(no_bg, CLASSES)["prefilter"]["negatives_passed_by_background"] == []
     # detections: c1/1 (A, wrong: no cup), c1/2 (A, right), c1/3 (B, wrong brand)
     assert out["heavy"]["cup_frames_seen"] == 2
     assert out["heavy"]["brand_accuracy_on_cup_frames"] == 0.5
@@ -90,8 +98,10 @@ def test_report_is_one_html_file_with_the_plots(tmp_path):
     path = write_report(tmp_path / "r.html", out, [{"summary": summary}], t, daily, pf, hv)
     text = path.read_text()
     assert text.count("<img src=\"data:image/png;base64,") == 4
-    for heading in ("Precision-recall", "Threshold calibration", "Confusion matrix", "Cost funnel"):
+    for heading in ("Precision-recall", "Threshold calibration", "Confusion matrix", "Cost funnel",
+                    "pass the prefilter, by background"):
         assert heading in text
+    assert "<td>room:x</td><td>2</td><td>1</td><td>50.0%</td>" in text
 
 
 def test_text_summary_names_every_figure():
@@ -105,5 +115,5 @@ def test_text_summary_names_every_figure():
            "models": {"prefilter": {"version": "v0001"}, "heavy": {"version": "v0002", "aggregation": {}}}}
     text = format_result(out)
     for needle in ("user-days", "pass rate", "Per brand", "FLOPs per sampled frame", "CPU seconds",
-                   "Targets (pooled)", "A P 100.0% R 100.0% (1)"):
+                   "Targets (pooled)", "A P 100.0% R 100.0% (1)", "by background: clip:y 1/2 (50.0%)"):
         assert needle in text, needle
