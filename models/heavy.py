@@ -1,4 +1,4 @@
-"""MobileNetLike: a MobileNetV2-style classifier (none + C classes)."""
+"""MobileNetLike: a MobileNetV2-style classifier (none + C classes), and an ensemble of them."""
 
 from __future__ import annotations
 
@@ -89,3 +89,22 @@ class MobileNetLike(nn.Module):
         if self.pool == "avgmax":  # max pooling keeps small objects (cups) visible
             pooled = torch.cat([pooled, f.amax(dim=(2, 3))], dim=1)
         return self.classifier(pooled)
+
+
+class HeavyEnsemble(nn.Module):
+    """Several MobileNetLike of the same shape, trained from different seeds, as one model.
+
+    Outputs log(mean of the members' softmax): a softmax of it gives the mean probabilities,
+    so it is a drop-in heavy model. Members disagree most on inputs unlike their training
+    data, so averaging lowers confident mistakes there.
+    """
+
+    def __init__(self, members: int = 2, **member_kwargs):
+        super().__init__()
+        if members < 1:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(MobileNetLike(**member_kwargs) for _ in range(members))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([torch.softmax(m(x), dim=1) for m in self.members]).mean(dim=0)
+        return torch.log(probs.clamp_min(1e-12))

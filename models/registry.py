@@ -31,7 +31,7 @@ from models.preprocess import InputSpec, prepare
 from percolate.provenance import code_version
 
 ROLES = ("prefilter", "heavy")
-BUILTIN_ARCHS = ("prefilter_cnn", "mobilenet_like")
+BUILTIN_ARCHS = ("prefilter_cnn", "mobilenet_like", "mobilenet_ensemble")
 ALIASES_KEY = "models/aliases.json"
 _VERSION_RE = re.compile(r"^v\d{4,}$")
 
@@ -44,6 +44,9 @@ def build_module(arch: str, arch_kwargs: dict) -> nn.Module:
     if arch == "mobilenet_like":
         from models.heavy import MobileNetLike
         return MobileNetLike(**arch_kwargs)
+    if arch == "mobilenet_ensemble":
+        from models.heavy import HeavyEnsemble
+        return HeavyEnsemble(**arch_kwargs)
     raise ValueError(f"unknown built-in arch {arch!r}")
 
 

@@ -23,7 +23,7 @@ from models.calibration import (choose_aggregation, heavy_predictions,
 from models.flops import count_flops
 from models.heavy import DEFAULT_CROP as HEAVY_CROP
 from models.heavy import DEFAULT_INPUT as HEAVY_INPUT
-from models.heavy import MobileNetLike
+from models.heavy import HeavyEnsemble, MobileNetLike
 from models.prefilter import DEFAULT_INPUT as PREFILTER_INPUT
 from models.prefilter import PrefilterCNN, map_peaks
 from models.preprocess import InputSpec, decode_batch, to_tensor
@@ -33,10 +33,10 @@ Progress = Callable[[str], None] | None
 # The training recipes fit_and_register uses unless told otherwise. The prefilter learns
 # where cups are when frames carry boxes (box_mil_loss) and sees half its frames zoomed
 # out (more small cups, the ones that set its threshold); more and harder negatives for
-# the heavy model target look-alike cups. `recolour` (negatives in other colours) is an
-# option of both, off by default: its held-out gain did not survive a change of seed.
-PREFILTER_RECIPE: dict = {"zoom_out": 0.5}
-HEAVY_RECIPE: dict = {"neg_ratio": 1.5, "hard_fraction": 0.7}
+# the heavy model target look-alike cups. Both see 30% of their negatives in other colours
+# (recolour): an unseen background in a brand's colours must not read as the brand.
+PREFILTER_RECIPE: dict = {"zoom_out": 0.5, "recolour": 0.3}
+HEAVY_RECIPE: dict = {"neg_ratio": 1.5, "hard_fraction": 0.7, "recolour": 0.3}
 
 
 def default_prefilter_input() -> InputSpec:
@@ -437,12 +437,14 @@ def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
                      class_names: list[str], registry, *, training_dates: list,
                      seed: int = 0, prefilter_epochs: int = 30, heavy_epochs: int = 12,
                      target_recall: float = 0.99, target_precision: float = 0.99,
-                     confidence: float = 0.95, heavy_width_mult: float = 0.5,
+                     confidence: float = 0.95, heavy_width_mult: float = 0.5, heavy_members: int = 1,
                      prefilter_options: dict | None = None, heavy_options: dict | None = None,
                      alias: str | None = "production", progress: Progress = print) -> dict:
     """Train both models, calibrate on calib_frames, register both and set `alias`.
 
     Prefilter threshold: highest with recall lower bound >= target_recall on calib.
+    `heavy_members` > 1 trains that many heavy models from seeds seed, seed+1, ... and
+    registers their average (HeavyEnsemble, arch "mobilenet_ensemble").
     Heavy: frame threshold for target_precision on calib frames that pass the prefilter,
     and the user-day rule (choose_aggregation) over all calib frames grouped by
     user_id (call_id when absent) and day (when present).
@@ -476,9 +478,20 @@ def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
     pf_train, tr_centers = prefilter_peaks(pf, tr_p, p_spec)
     # the heavy model learns on the crops the prefilter would hand it at inference
     tr_h = decode_batch(list(train_frames["jpeg"]), h_spec, tr_centers)
-    hv, hv_hist = train_heavy(train_frames, class_names, epochs=heavy_epochs, seed=seed,
-                              width_mult=heavy_width_mult, prefilter_scores=pf_train,
-                              input_spec=h_spec, images=tr_h, progress=progress, **hv_opts)
+    members, hv_hist = [], []
+    for k in range(heavy_members):
+        member, history = train_heavy(train_frames, class_names, epochs=heavy_epochs, seed=seed + k,
+                                      width_mult=heavy_width_mult, prefilter_scores=pf_train,
+                                      input_spec=h_spec, images=tr_h, progress=progress, **hv_opts)
+        members.append(member)
+        hv_hist += [{**h, "member": k} for h in history] if heavy_members > 1 else history
+    hv, hv_arch, hv_kwargs = members[0], "mobilenet_like", members[0].arch_kwargs
+    if heavy_members > 1:
+        hv_arch, hv_kwargs = "mobilenet_ensemble", {"members": heavy_members, **members[0].arch_kwargs}
+        hv = HeavyEnsemble(**hv_kwargs)
+        for slot, member in zip(hv.members, members):
+            slot.load_state_dict(member.state_dict())
+        hv.eval()
     hv_train_s = time.perf_counter() - t0
     del tr_h
 
@@ -524,7 +537,7 @@ def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
                     "recipe": {"epochs": prefilter_epochs, **pf_opts}, **common},
     }
     hv_spec = {
-        "arch": "mobilenet_like", "arch_kwargs": hv.arch_kwargs, "input": h_spec.to_dict(),
+        "arch": hv_arch, "arch_kwargs": hv_kwargs, "input": h_spec.to_dict(),
         "class_names": class_names, "threshold": hv_cal["threshold"],
         "aggregation": {"min_frames": int(agg["min_frames"]), "min_score": float(agg["min_score"])},
         "flops_per_frame": hv_flops, "training_dates": common["training_dates"],
@@ -532,7 +545,7 @@ def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
                     **{f"calib_userday_{k}": v for k, v in agg.items()},
                     "calib_brand_accuracy_on_passing_positives": brand_acc,
                     "train_history": hv_hist, "train_seconds": hv_train_s, "seed": seed,
-                    "recipe": {"epochs": heavy_epochs, **hv_opts}, **common},
+                    "recipe": {"epochs": heavy_epochs, "members": heavy_members, **hv_opts}, **common},
     }
     pf_version = registry.register("prefilter", pf, _jsonable(pf_spec))
     hv_version = registry.register("heavy", hv, _jsonable(hv_spec))

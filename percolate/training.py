@@ -46,6 +46,11 @@ class TrainingPlan:
     lookalikes: tuple[str, ...] = ()
     prefilter_epochs: int | None = None
     heavy_epochs: int | None = None
+    # heavy models from consecutive seeds averaged into one (HeavyEnsemble): one model's
+    # confident mistakes on unseen backgrounds are seldom another's
+    heavy_members: int = 2
+    # share of negatives both models see in other colours (None: the recipes' default)
+    recolour: float | None = None
 
     def __post_init__(self):
         if len(self.calib_shapes) != len(self.calib_dates):
@@ -164,9 +169,12 @@ def train(settings: Settings, plan: TrainingPlan = TrainingPlan(), alias: str = 
         kwargs["prefilter_epochs"] = plan.prefilter_epochs
     if plan.heavy_epochs:
         kwargs["heavy_epochs"] = plan.heavy_epochs
+    if plan.recolour is not None:
+        kwargs["prefilter_options"] = kwargs["heavy_options"] = {"recolour": plan.recolour}
     summary = fit_and_register(
         train_frames, calib_frames, list(BRAND_NAMES), ModelRegistry(store),
         training_dates=list(plan.train_dates + plan.calib_dates), seed=plan.seed, alias=alias,
+        heavy_members=plan.heavy_members,
         progress=log, **kwargs,
     )
     path = settings.reports_dir / "training" / "last_training.json"

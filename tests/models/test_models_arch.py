@@ -66,3 +66,22 @@ def test_two_epochs_lower_the_loss():
     _, hist = train_prefilter(df, epochs=2, seed=0, batch_size=32, progress=None)
     assert len(hist) == 2 and hist[1]["loss"] < hist[0]["loss"]
     assert all(h["seconds"] >= 0 for h in hist)
+
+
+def test_heavy_ensemble_averages_its_members_probabilities():
+    from models.heavy import HeavyEnsemble
+
+    torch.manual_seed(0)
+    ens = HeavyEnsemble(members=2, num_classes=4, width_mult=0.35).eval()
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        for m in ens.members:  # fresh heads are near uniform: make the members disagree
+            m.classifier[1].bias.normal_()
+        want = torch.stack([torch.softmax(m(x), 1) for m in ens.members]).mean(0)
+        got = torch.softmax(ens(x), 1)
+    assert torch.allclose(got, want, atol=1e-6)
+    assert not torch.allclose(torch.softmax(ens.members[0](x), 1), want)  # the members differ
+    one = count_flops(MobileNetLike(4, width_mult=0.35), (3, 64, 64))
+    assert count_flops(ens, (3, 64, 64)) == pytest.approx(2 * one, rel=0.02)
+    with pytest.raises(ValueError):
+        HeavyEnsemble(members=0, num_classes=4)

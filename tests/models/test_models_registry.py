@@ -168,3 +168,21 @@ def test_safe_checkpoint_is_accepted(registry, tmp_path):
     loaded = registry.load("prefilter", version)
     for k, v in pf.state_dict().items():
         assert torch.equal(loaded.module.state_dict()[k], v)
+
+
+def test_heavy_ensemble_round_trip(registry):
+    from models.heavy import HeavyEnsemble
+    from models.preprocess import prepare
+
+    torch.manual_seed(1)
+    kwargs = {"members": 2, "num_classes": 3, "width_mult": 0.35}
+    ens = HeavyEnsemble(**kwargs).eval()
+    version = registry.register("heavy", ens, _heavy_spec(arch="mobilenet_ensemble", arch_kwargs=kwargs))
+    loaded = registry.load("heavy", version)
+    jpegs = _jpegs()
+    with torch.inference_mode():
+        want = torch.softmax(ens(prepare(jpegs, loaded.input)), 1).numpy()
+    got = loaded.predict_jpegs(jpegs)
+    assert got.shape == (5, 4)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)

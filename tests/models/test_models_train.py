@@ -48,6 +48,28 @@ def test_fit_and_register_end_to_end(tmp_path):
     assert out.shape == (3, 3)
 
 
+@pytest.mark.slow
+def test_fit_and_register_averages_heavy_members(tmp_path):
+    from models.registry import ModelRegistry
+    from models.train import fit_and_register
+    from percolate.storage import LocalStore
+
+    classes = ["red", "blue"]
+    reg = ModelRegistry(LocalStore(tmp_path / "store"))
+    summary = fit_and_register(frames_df(64, classes, pos_frac=0.5, seed=12), frames_df(40, classes, seed=13),
+                               classes, reg, training_dates=["2024-05-01"], prefilter_epochs=1,
+                               heavy_epochs=1, heavy_members=2, heavy_options={"recolour": 0.5},
+                               progress=None)
+    hv = reg.load("heavy", summary["heavy_version"])
+    assert hv.spec["arch"] == "mobilenet_ensemble" and hv.spec["arch_kwargs"]["members"] == 2
+    assert hv.spec["metrics"]["recipe"]["members"] == 2 and hv.spec["metrics"]["recipe"]["recolour"] == 0.5
+    assert {h["member"] for h in hv.spec["metrics"]["train_history"]} == {0, 1}
+    single = hv.spec["flops_per_frame"] / 2
+    assert 1e6 < single < 1.5e8
+    out = hv.predict_jpegs(list(frames_df(3, classes, seed=14).jpeg))
+    assert out.shape == (3, 3) and np.allclose(out.sum(1), 1.0, atol=1e-5)
+
+
 def test_zoom_out_shrinks_the_picture_and_keeps_the_shape():
     rng = np.random.default_rng(1)
     batch = np.zeros((3, 72, 128, 3), np.uint8)
