@@ -126,9 +126,9 @@ def recolour(images: np.ndarray, rng: np.random.Generator, share: float,
     """Give `share` of the allowed images (NxHxWx3 uint8) other colours: a hue turn of
     30-330 degrees, half of them mirrored.
 
-    Only for frames whose target cannot change with colour (no class object in view):
-    shelves, plants and footage in colours the training backgrounds never had, so
-    that a look-alike in an unseen room is not taken for a brand. Returns a copy.
+    Only for frames whose target is "none", which no colour can change: shelves, plants
+    and footage in colours the training backgrounds never had, so that a look-alike in
+    an unseen room is not taken for a brand. Returns a copy.
     """
     out = images.copy()
     pick = rng.random(len(images)) < share

@@ -192,13 +192,14 @@ def _table_html(out: dict) -> str:
              f"{fl['heavy_alone'] / 1e6:.2f} M ({fl['saving']}x less); prefilter {fl['prefilter'] / 1e6:.2f} M.</p>"
              if fl.get("cascade") else "")
     by_bg = out["pooled"]["frame_level"]["prefilter"]["negatives_passed_by_background"]
+    backgrounds = ""
     if by_bg:
-        flops += ("<h3>Frames without a cup that pass the prefilter, by background (pooled)</h3><table><tr>"
-                  "<th>background</th><th>frames without a cup</th><th>passed</th><th>pass rate</th></tr>"
-                  + "".join(f"<tr><td>{html.escape(str(b['background']))}</td><td>{b['frames']}</td>"
-                            f"<td>{b['passed']}</td><td>{pct(b['pass_rate'])}</td></tr>" for b in by_bg)
-                  + "</table>")
-    return (f"<table>{head}{''.join(body)}</table>{flops}<h3>Per brand (pooled user-days)</h3><table><tr><th>brand"
+        backgrounds = ("<h3>Frames without a cup that pass the prefilter, by background (pooled)</h3><table><tr>"
+                       "<th>background</th><th>frames without a cup</th><th>passed</th><th>pass rate</th></tr>"
+                       + "".join(f"<tr><td>{html.escape(str(b['background']))}</td><td>{b['frames']}</td>"
+                                 f"<td>{b['passed']}</td><td>{pct(b['pass_rate'])}</td></tr>" for b in by_bg)
+                       + "</table>")
+    return (f"<table>{head}{''.join(body)}</table>{flops}{backgrounds}<h3>Per brand (pooled user-days)</h3><table><tr><th>brand"
             f"</th><th>true</th><th>predicted</th><th>correct</th><th>precision</th><th>recall</th></tr>"
             f"{brand_rows}</table>")
 
