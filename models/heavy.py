@@ -105,6 +105,14 @@ class HeavyEnsemble(nn.Module):
             raise ValueError("an ensemble needs at least one member")
         self.members = nn.ModuleList(MobileNetLike(**member_kwargs) for _ in range(members))
 
+    @classmethod
+    def from_members(cls, models: list[MobileNetLike], **member_kwargs) -> "HeavyEnsemble":
+        """The ensemble of trained models built with `member_kwargs`, in eval mode."""
+        ens = cls(members=len(models), **member_kwargs)
+        for slot, model in zip(ens.members, models):
+            slot.load_state_dict(model.state_dict())
+        return ens.eval()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         probs = torch.stack([torch.softmax(m(x), dim=1) for m in self.members]).mean(dim=0)
         return torch.log(probs.clamp_min(1e-12))

@@ -487,11 +487,8 @@ def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
         hv_hist += [{**h, "member": k} for h in history] if heavy_members > 1 else history
     hv, hv_arch, hv_kwargs = members[0], "mobilenet_like", members[0].arch_kwargs
     if heavy_members > 1:
-        hv_arch, hv_kwargs = "mobilenet_ensemble", {"members": heavy_members, **members[0].arch_kwargs}
-        hv = HeavyEnsemble(**hv_kwargs)
-        for slot, member in zip(hv.members, members):
-            slot.load_state_dict(member.state_dict())
-        hv.eval()
+        hv = HeavyEnsemble.from_members(members, **hv_kwargs)
+        hv_arch, hv_kwargs = "mobilenet_ensemble", {"members": heavy_members, **hv_kwargs}
     hv_train_s = time.perf_counter() - t0
     del tr_h
 
