@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 import numpy as np
+import pandas as pd
 
 from jobs.common import pin_torch_threads
 
@@ -39,24 +40,52 @@ def prefilter_batches(batches: Iterator, store_uri: str, endpoint_url: str | Non
 
 
 def heavy_batches(batches: Iterator, store_uri: str, endpoint_url: str | None,
-                  version: str, keep: list[str]) -> Iterator:
-    """Adds the heavy model's best class, its probability, and the 'none' probability.
+                  version: str, keep: list[str], reuse_tolerance: float = 0.0,
+                  chunk: int = 256) -> Iterator:
+    """Adds the heavy model's best class, its probability, the 'none' probability, and
+    `reused_from`: the frame of the same call whose output was reused (see models.reuse),
+    or null when the model ran on this frame.
 
-    Models whose input crops look at the prefilter's peak (`loc_x`, `loc_y`).
+    Models whose input crops look at the prefilter's peak (`loc_x`, `loc_y`). Reuse needs
+    each call's frames together and in frame order (`in_stable_batches`); out of order it
+    only reuses less.
     """
-    model = None
+    from models.reuse import InputReuse
+
+    model, reuse = None, InputReuse(tolerance=reuse_tolerance)
     for batch in batches:
         if model is None:
             model = load_model(store_uri, endpoint_url, "heavy", version)
-        out = batch[keep].copy()
-        if len(batch):
-            centers = batch[["loc_x", "loc_y"]].to_numpy(dtype=np.float64)
-            probs = np.asarray(model.predict_jpegs(list(batch["jpeg"]), centers=centers), dtype=np.float64)
-            best = probs[:, 1:].argmax(axis=1)
-            names = np.asarray(model.class_names, dtype=object)
-            out["label"] = names[best]
-            out["score"] = probs[np.arange(len(best)), best + 1]
-            out["none_score"] = probs[:, 0]
-        else:
-            out["label"], out["score"], out["none_score"] = [], [], []
-        yield out
+        for start in range(0, max(len(batch), 1), chunk):
+            yield _classify_chunk(model, reuse, batch.iloc[start:start + chunk], keep)
+
+
+def _classify_chunk(model, reuse, batch, keep: list[str]):
+    out = batch[keep].copy()
+    n = len(batch)
+    names = np.asarray(model.class_names, dtype=object)
+    if not n:
+        out["label"], out["score"], out["none_score"], out["reused_from"] = [], [], [], []
+        return out
+    centers = batch[["loc_x", "loc_y"]].to_numpy(dtype=np.float64)
+    inputs = model.decode_inputs(list(batch["jpeg"]), centers)
+    calls, frames = batch["call_id"].to_numpy(), batch["frame_index"].to_numpy()
+    refs, run = [], []
+    for i in range(n):
+        ref = reuse.match(calls[i], inputs[i])
+        if ref is None:
+            ref = reuse.remember(calls[i], frames[i], inputs[i])
+            run.append(i)
+        refs.append(ref)
+    probs_run = np.asarray(model.predict_inputs(inputs[run]), dtype=np.float64)
+    for j, i in enumerate(run):
+        refs[i].output = probs_run[j]
+    probs = np.stack([r.output for r in refs])
+    best = probs[:, 1:].argmax(axis=1)
+    out["label"] = names[best]
+    out["score"] = probs[np.arange(n), best + 1]
+    out["none_score"] = probs[:, 0]
+    ran = np.zeros(n, dtype=bool)
+    ran[run] = True
+    out["reused_from"] = pd.array([None if ran[i] else refs[i].frame_index for i in range(n)], dtype="Int32")
+    return out

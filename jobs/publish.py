@@ -48,7 +48,7 @@ def build_user_brand_daily(frame_predictions: DataFrame, min_frames: int, min_sc
         F.max(order).alias("_last"),
         *[F.first(c).alias(c) for c in ("run_id", "prefilter_version", "heavy_version",
                                          "prefilter_threshold", "heavy_threshold", "aggregation",
-                                         "sampler", "published_at")],
+                                         "sampler", "published_at", "heavy_reuse_tolerance")],
     )
     return agg.select(
         "user_id", "brand", "frames", "calls", "max_score", "mean_score",
@@ -56,7 +56,7 @@ def build_user_brand_daily(frame_predictions: DataFrame, min_frames: int, min_sc
         F.col("_last.call_id").alias("last_seen_call_id"), F.col("_last.ts_ms").alias("last_seen_ts_ms"),
         (F.col("frames") >= F.lit(int(min_frames))).alias("confirmed"),
         "run_id", "prefilter_version", "heavy_version", "prefilter_threshold", "heavy_threshold",
-        "aggregation", "sampler", "published_at",
+        "aggregation", "sampler", "published_at", "heavy_reuse_tolerance",
     )
 
 
@@ -82,12 +82,14 @@ def build_run_row(*, run_id: str, metrics: dict[str, dict], counts: dict, proven
         "video_seconds": sample["video_seconds"], "sampled_frames": sample["sampled_frames"],
         "prefilter_passed": metrics["prefilter"]["frames_passed"],
         "heavy_positives": metrics["heavy"]["positives"],
+        "heavy_model_runs": metrics["heavy"]["model_runs"],
         "user_brand_rows": counts["user_brand_rows"], "user_brand_detections": counts["user_brand_detections"],
         **{f"cpu_s_{stage}": cpu[stage] for stage in STAGES},
         "cpu_s_total": total, "estimated_cost_usd": round(cost, 6),
         "cost_per_video_hour_usd": round(cost / video_hours, 6) if video_hours else None,
         **{k: provenance[k] for k in ("prefilter_version", "heavy_version", "prefilter_threshold",
-                                      "heavy_threshold", "aggregation", "sampler")},
+                                      "heavy_threshold", "aggregation", "sampler",
+                                      "heavy_reuse_tolerance")},
         "decode_modes": json.dumps(sample.get("decode_modes", [])),
         "warnings": json.dumps(warnings),
         "validation": json.dumps((validation or {}).get("suites", {}), sort_keys=True),
@@ -156,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     published_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     sampler = dict(metrics["sample_frames"]["sampler"], decode_modes=metrics["sample_frames"]["decode_modes"])
     provenance = provenance_values(run_id=args.run_id, prefilter_spec=prefilter_spec, heavy_spec=heavy_spec,
-                                   sampler=sampler, published_at=published_at)
+                                   sampler=sampler, published_at=published_at,
+                                   heavy_reuse_tolerance=metrics["heavy"]["reuse_tolerance"])
     rule = heavy_spec.get("aggregation") or {}
 
     spark = get_spark(f"percolate-publish-{args.date}", settings)

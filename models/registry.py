@@ -27,7 +27,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from models.preprocess import InputSpec, prepare
+from models.preprocess import InputSpec, decode_batch, prepare, to_tensor
 from percolate.provenance import code_version
 
 ROLES = ("prefilter", "heavy")
@@ -126,18 +126,30 @@ class LoadedModel:
                 probs = out if already_probs else torch.softmax(out, dim=1)
         return probs.cpu().numpy()
 
+    def decode_inputs(self, jpegs: list[bytes], centers=None) -> np.ndarray:
+        """JPEG bytes -> the model's inputs before normalisation, NxHxWx3 uint8 (cropped
+        around `centers` when the model's input crops)."""
+        return decode_batch(jpegs, self.input, centers)
+
+    def predict_inputs(self, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Inputs from `decode_inputs` -> probabilities (see predict_jpegs)."""
+        width = 1 if self.role == "prefilter" else len(self.class_names) + 1
+        parts = [self.predict_tensor(to_tensor(inputs[i:i + batch_size], self.input))
+                 for i in range(0, len(inputs), batch_size)]
+        if not parts:
+            return np.zeros((0,) if self.role == "prefilter" else (0, width), np.float32)
+        return np.concatenate(parts, axis=0)
+
     def predict_jpegs(self, jpegs: list[bytes], batch_size: int = 64, centers=None) -> np.ndarray:
         """Prefilter: (N,) P(positive). Heavy: (N, C+1) softmax, column 0 = none.
 
         `centers` ((N, 2), x/y in [0, 1]) places the crop of models whose input crops.
         """
-        width = 1 if self.role == "prefilter" else len(self.class_names) + 1
-        parts = [self.predict_tensor(prepare(jpegs[i:i + batch_size], self.input,
-                                             None if centers is None else centers[i:i + batch_size]))
+        parts = [self.predict_inputs(self.decode_inputs(jpegs[i:i + batch_size],
+                                                        None if centers is None else centers[i:i + batch_size]))
                  for i in range(0, len(jpegs), batch_size)]
-        if not parts:
-            return np.zeros((0,) if self.role == "prefilter" else (0, width), np.float32)
-        return np.concatenate(parts, axis=0)
+        return np.concatenate(parts, axis=0) if parts else self.predict_inputs(
+            np.zeros((0, self.input.height, self.input.width, 3), np.uint8))
 
     @property
     def localizes(self) -> bool:

@@ -68,6 +68,8 @@ class Settings:
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     cost_per_core_hour: float = 0.048  # USD per vCPU-hour, on-demand compute-optimised class
     s3_endpoint_url: str | None = None
+    # grey levels under which the heavy model's input counts as unchanged within a call (models.reuse)
+    heavy_reuse_tolerance: float = 4.0
 
     @property
     def warehouse_dir(self) -> Path:
@@ -101,4 +103,5 @@ class Settings:
             sampler=sampler_from_env(env),
             cost_per_core_hour=float(env.get("PERCOLATE_COST_PER_CORE_HOUR", "0.048")),
             s3_endpoint_url=env.get("PERCOLATE_S3_ENDPOINT_URL") or None,
+            heavy_reuse_tolerance=float(env.get("PERCOLATE_HEAVY_REUSE_TOLERANCE", "4.0")),
         )

@@ -107,7 +107,7 @@ def _calibration_figure(table: pd.DataFrame, pf_spec: dict, hv_spec: dict):
     pass_rate = [(s >= t).mean() for t in grid]
     ax = axes[0]
     ax.plot(grid, recall, label="recall on cup frames (this evaluation)")
-    ax.plot(grid, pass_rate, label="pass rate (share of frames to the heavy model)")
+    ax.plot(grid, pass_rate, label="pass rate (share of frames passing the prefilter)")
     ax.axvline(pf_spec["threshold"], color="red", ls="--", label=f"calibrated threshold {pf_spec['threshold']:.3g}")
     m = pf_spec.get("metrics", {})
     if m.get("calib_recall_lower_bound") is not None:
@@ -171,7 +171,7 @@ def _table_html(out: dict) -> str:
     pct = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
     rows = list(out["days"].items()) + [("pooled", out["pooled"])]
     head = ("<tr><th>day</th><th>true user-brands</th><th>user-day precision</th><th>user-day recall</th>"
-            "<th>prefilter pass rate</th><th>prefilter recall</th><th>heavy brand accuracy</th>"
+            "<th>prefilter pass rate</th><th>heavy model runs</th><th>prefilter recall</th><th>heavy brand accuracy</th>"
             "<th>cascade precision</th><th>cascade recall</th><th>CPU s</th><th>targets</th></tr>")
     body = []
     for name, r in rows:
@@ -179,7 +179,7 @@ def _table_html(out: dict) -> str:
         ok = r["targets"]["all_met"]
         body.append(
             f"<tr><td>{html.escape(name)}</td><td>{u['true_user_brands']}</td><td>{pct(u['precision'])}</td>"
-            f"<td>{pct(u['recall'])}</td><td>{pct(f['prefilter']['pass_rate'])}</td>"
+            f"<td>{pct(u['recall'])}</td><td>{pct(f['prefilter']['pass_rate'])}</td><td>{pct(f['heavy']['run_rate'])}</td>"
             f"<td>{pct(f['prefilter']['recall'])}</td><td>{pct(f['heavy']['brand_accuracy_on_cup_frames'])}</td>"
             f"<td>{pct(f['cascade']['precision'])}</td><td>{pct(f['cascade']['recall'])}</td>"
             f"<td>{r['cpu_s']['total']:.0f}</td><td class='{'ok' if ok else 'bad'}'>{'met' if ok else 'missed'}</td></tr>")
@@ -217,7 +217,9 @@ def write_report(path: Path, out: dict, days: list[dict], table: pd.DataFrame, d
         f"<p>Prefilter {html.escape(str(pf_spec['version']))} (threshold {pf_spec['threshold']:.4g}), heavy "
         f"{html.escape(str(hv_spec['version']))} (frame threshold {hv_spec['threshold']:.4g}, user-day rule "
         f"{html.escape(str(rule))}). Targets: user-day precision &ge; {t['precision']:.0%}, recall &ge; "
-        f"{t['recall']:.0%}, prefilter pass rate &le; {t['pass_rate']:.0%}.</p>",
+        f"{t['recall']:.0%}, share of sampled frames the heavy model runs on &le; {t['pass_rate']:.0%} (the "
+        f"frames passing the prefilter, less those that reuse the heavy output of an unchanged input in the "
+        f"same call).</p>",
         _table_html(out),
         "<h2>Precision-recall</h2>", _png(_pr_figure(table, rule, pf_spec["threshold"], hv_spec["threshold"])),
         "<h2>Threshold calibration</h2>", _png(_calibration_figure(table, pf_spec, hv_spec)),

@@ -26,7 +26,8 @@ def frame_table(frames: pd.DataFrame, scores: pd.DataFrame, predictions: pd.Data
     Columns: call_id, user_id, frame_index, ts_ms, background (the call's, when the truth
     names one), true_label (None = no cup), prefilter_score, passed, label / score (the
     heavy model's best class and its probability; None when it did not see the frame),
-    is_detection, predicted (label when it is a detection, else None).
+    is_detection, predicted (label when it is a detection, else None), model_ran (the heavy
+    model ran on the frame, rather than reusing its output for an unchanged input).
     """
     calls = {c["call_id"]: c for c in truth["calls"]}
     df = frames[["call_id", "user_id", "frame_index", "ts_ms"]].copy()
@@ -35,8 +36,11 @@ def frame_table(frames: pd.DataFrame, scores: pd.DataFrame, predictions: pd.Data
                         for c, t in zip(df["call_id"], df["ts_ms"])]
     df = df.merge(scores[["call_id", "frame_index", "prefilter_score", "passed"]],
                   on=["call_id", "frame_index"], how="left")
-    df = df.merge(predictions[["call_id", "frame_index", "label", "score", "is_detection"]],
+    predictions = predictions.assign(model_ran=predictions["reused_from"].isna()
+                                     if "reused_from" in predictions.columns else True)
+    df = df.merge(predictions[["call_id", "frame_index", "label", "score", "is_detection", "model_ran"]],
                   on=["call_id", "frame_index"], how="left")
+    df["model_ran"] = df["model_ran"].astype("boolean").fillna(False).astype(bool)
     df["passed"] = df["passed"].astype("boolean").fillna(False).astype(bool)
     df["is_detection"] = df["is_detection"].astype("boolean").fillna(False).astype(bool)
     df["prefilter_score"] = df["prefilter_score"].astype(float).fillna(0.0)
@@ -78,6 +82,8 @@ def score_frames(df: pd.DataFrame, class_names: list[str]) -> dict:
         },
         "heavy": {  # on the frames that reached it
             "frames_seen": int(seen.sum()),
+            "model_runs": int(df["model_ran"].sum()),  # the rest reused the output for an unchanged input
+            "run_rate": _ratio(df["model_ran"].sum(), len(df)),
             "detections": int(detected.sum()),
             "precision": _ratio(correct.sum(), detected.sum()),
             "recall": _ratio(correct.sum(), cups_seen.sum()),
@@ -154,23 +160,27 @@ def pr_curve(scores, correct, n_positive: int) -> pd.DataFrame:
                          "recall": tp[last] / max(n_positive, 1), "kept": kept[last]})
 
 
-def flops_per_frame(prefilter_flops: float | None, heavy_flops: float | None, pass_rate: float | None) -> dict:
-    """FLOPs per sampled frame: the cascade (prefilter on all, heavy on the passing share)
+def flops_per_frame(prefilter_flops: float | None, heavy_flops: float | None, run_rate: float | None) -> dict:
+    """FLOPs per sampled frame: the cascade (prefilter on all, heavy on the share it runs on)
     against running the heavy model on every frame."""
-    if prefilter_flops is None or heavy_flops is None or pass_rate is None:
+    if prefilter_flops is None or heavy_flops is None or run_rate is None:
         return {"prefilter": prefilter_flops, "heavy_alone": heavy_flops, "cascade": None, "saving": None}
-    cascade = float(prefilter_flops) + float(pass_rate) * float(heavy_flops)
+    cascade = float(prefilter_flops) + float(run_rate) * float(heavy_flops)
     return {"prefilter": int(prefilter_flops), "heavy_alone": int(heavy_flops), "cascade": int(round(cascade)),
             "saving": round(float(heavy_flops) / cascade, 2) if cascade else None}
 
 
 def meets_targets(result: dict, targets: dict) -> dict:
-    """Which of the requirement's targets a day's (or the pooled) result meets."""
+    """Which of the requirement's targets a day's (or the pooled) result meets.
+
+    The pass-rate target is on the share of sampled frames the heavy model runs on: the
+    frames passing the prefilter, less those that reuse the output for an unchanged input.
+    """
     u, f = result["user_day"], result["frame_level"]
     checks = {
         "user_day_precision": (u["precision"], ">=", targets["precision"]),
         "user_day_recall": (u["recall"], ">=", targets["recall"]),
-        "prefilter_pass_rate": (f["prefilter"]["pass_rate"], "<=", targets["pass_rate"]),
+        "heavy_run_rate": (f["heavy"]["run_rate"], "<=", targets["pass_rate"]),
     }
     out = {}
     for name, (value, op, target) in checks.items():

@@ -25,7 +25,7 @@ def code_version() -> str:
 
 
 def provenance_values(*, run_id: str, prefilter_spec: dict, heavy_spec: dict, sampler: dict,
-                      published_at) -> dict:
+                      published_at, heavy_reuse_tolerance: float) -> dict:
     """The columns every prediction row carries."""
     return {
         "run_id": run_id,
@@ -37,4 +37,5 @@ def provenance_values(*, run_id: str, prefilter_spec: dict, heavy_spec: dict, sa
                                   sort_keys=True),
         "sampler": json.dumps(sampler, sort_keys=True),
         "published_at": published_at,
+        "heavy_reuse_tolerance": float(heavy_reuse_tolerance),
     }

@@ -10,6 +10,9 @@ def funnel_stages(summary: dict) -> list[tuple[str, int]]:
         ("videos", int(summary.get("videos_ok") or 0)),
         ("sampled frames", int(summary.get("sampled_frames") or 0)),
         ("prefilter passed", int(summary.get("prefilter_passed") or 0)),
+        # runs from before reuse have no count: the model ran on every frame that passed
+        ("heavy model runs", int(summary.get("heavy_model_runs") if summary.get("heavy_model_runs") is not None
+                                 else summary.get("prefilter_passed") or 0)),
         ("heavy frames >= thr", int(summary.get("heavy_positives") or 0)),
         ("user-brand detections", int(summary.get("user_brand_detections") or 0)),
     ]
@@ -23,6 +26,8 @@ def format_funnel(summary: dict) -> str:
     previous = None
     for name, count in stages:
         share = f"  ({count / previous:6.1%} of previous)" if previous and name != "sampled frames" else ""
+        if name == "heavy model runs" and previous:
+            share += f"  (the other {previous - count:,} reused an unchanged input)"
         lines.append(f"  {name:<24}{count:>10,}{share}")
         previous = count or None
     if summary.get("videos_quarantined"):

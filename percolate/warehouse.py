@@ -26,6 +26,7 @@ def _schema(*fields: tuple[str, T.DataType]) -> T.StructType:
 PROVENANCE = (
     ("run_id", S), ("prefilter_version", S), ("heavy_version", S), ("prefilter_threshold", D),
     ("heavy_threshold", D), ("aggregation", S), ("sampler", S), ("published_at", TS),
+    ("heavy_reuse_tolerance", D),
 )
 
 TABLES: dict[str, T.StructType] = {
@@ -33,6 +34,7 @@ TABLES: dict[str, T.StructType] = {
         ("call_id", S), ("user_id", S), ("frame_index", I), ("ts_ms", L), ("prefilter_score", D),
         ("loc_x", D), ("loc_y", D), ("label", S), ("score", D), ("none_score", D), ("is_detection", B), ("decode_mode", S),
         *PROVENANCE,
+        ("reused_from", I),  # frame of the call whose heavy output this row reuses; null: the model ran
     ),
     "user_brand_daily": _schema(
         ("user_id", S), ("brand", S), ("frames", I), ("calls", I), ("max_score", D), ("mean_score", D),
@@ -53,6 +55,7 @@ TABLES: dict[str, T.StructType] = {
         ("prefilter_version", S), ("heavy_version", S), ("prefilter_threshold", D),
         ("heavy_threshold", D), ("aggregation", S), ("sampler", S), ("decode_modes", S),
         ("warnings", S), ("validation", S), ("data_docs", S), ("code_version", S),
+        ("heavy_model_runs", L), ("heavy_reuse_tolerance", D),
     ),
 }
 
@@ -62,7 +65,11 @@ def qualified(database: str, table: str) -> str:
 
 
 def ensure_tables(spark: "SparkSession", database: str) -> None:
-    """Create the database and every table if missing (Parquet, partitioned by dt)."""
+    """Create the database and every table if missing (Parquet, partitioned by dt).
+
+    A table made by an older version gains the columns added since (new columns only ever
+    go at the end); its old partitions read them as null.
+    """
     spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
     for name, schema in TABLES.items():
         columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in schema.fields)
@@ -70,6 +77,11 @@ def ensure_tables(spark: "SparkSession", database: str) -> None:
             f"CREATE TABLE IF NOT EXISTS {qualified(database, name)} ({columns}, `dt` string) "
             f"USING parquet PARTITIONED BY (dt)"
         )
+        have = set(spark.table(qualified(database, name)).columns)
+        missing = [f for f in schema.fields if f.name not in have]
+        if missing:
+            added = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+            spark.sql(f"ALTER TABLE {qualified(database, name)} ADD COLUMNS ({added})")
 
 
 def conform(df: "DataFrame", table: str) -> "DataFrame":

@@ -44,6 +44,9 @@ def test_settings_from_env(tmp_path):
     assert s.store_uri == str(tmp_path.resolve() / "store")
     assert s.sampler.fps == 2.0
     assert Settings.from_env({"PERCOLATE_HOME": str(tmp_path), "PERCOLATE_STORE": "s3://b/p"}).store_uri == "s3://b/p"
+    assert s.heavy_reuse_tolerance == 4.0
+    assert Settings.from_env({"PERCOLATE_HOME": str(tmp_path),
+                              "PERCOLATE_HEAVY_REUSE_TOLERANCE": "0"}).heavy_reuse_tolerance == 0.0
 
 
 def test_decode_limits_from_env(tmp_path):

@@ -18,6 +18,12 @@ def test_summary_shows_warnings_and_the_data_docs_link():
     assert "Data docs: /var/gx/uncommitted/data_docs/local_site/index.html" in text
     assert "Warnings (2):\n  - manifest: size_bytes > 0 failed: 2 of 23 rows\n  - 13 videos quarantined" in text
     assert "videos quarantined              13" in text
+    assert "heavy model runs                35" in text  # a summary from before reuse: it ran on all
+
+
+def test_funnel_counts_the_heavy_model_runs_and_the_reused_frames():
+    text = format_funnel(dict(SUMMARY, heavy_model_runs=20, warnings="[]"))
+    assert "heavy model runs                20  ( 57.1% of previous)  (the other 15 reused an unchanged input)" in text
     assert "Validation: frame_predictions passed, manifest passed" in text
 
 

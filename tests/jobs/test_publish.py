@@ -17,7 +17,7 @@ NOW = dt.datetime(2026, 11, 21, 3, 0, 0)
 PROVENANCE = {"run_id": "r1", "prefilter_version": "v0001", "heavy_version": "v0002",
               "prefilter_threshold": 0.2, "heavy_threshold": 0.6,
               "aggregation": '{"min_frames": 2, "min_score": 0.8}', "sampler": '{"fps": 1.0}',
-              "published_at": NOW}
+              "published_at": NOW, "heavy_reuse_tolerance": 4.0}
 
 
 def predictions(spark, rows):
@@ -27,7 +27,8 @@ def predictions(spark, rows):
                                "call_id string, user_id string, frame_index int, ts_ms long, "
                                "prefilter_score double, decode_mode string, label string, score double, "
                                "none_score double, is_detection boolean")
-    return df.withColumn("loc_x", F.lit(0.5)).withColumn("loc_y", F.lit(0.5))
+    return (df.withColumn("loc_x", F.lit(0.5)).withColumn("loc_y", F.lit(0.5))
+            .withColumn("reused_from", F.lit(None).cast("int")))
 
 
 def test_user_brand_daily_applies_the_user_day_rule(spark):
@@ -74,7 +75,7 @@ def test_run_row_sums_cpu_and_prices_it():
         "sample_frames": {"cpu_s": 30.0, "videos": 10, "videos_ok": 9, "video_seconds": 3600.0,
                           "sampled_frames": 3600, "decode_modes": ["keyframes"]},
         "prefilter": {"cpu_s": 6.0, "frames_passed": 300},
-        "heavy": {"cpu_s": 12.0, "positives": 40},
+        "heavy": {"cpu_s": 12.0, "positives": 40, "model_runs": 250, "reused": 50, "reuse_tolerance": 4.0},
         "publish": {"cpu_s": 12.0},
     }
     row = build_run_row(run_id="r1", metrics=metrics, counts={"user_brand_rows": 5, "user_brand_detections": 3},
@@ -84,6 +85,7 @@ def test_run_row_sums_cpu_and_prices_it():
     assert row["estimated_cost_usd"] == pytest.approx(60 / 3600 * 0.06)
     assert row["cost_per_video_hour_usd"] == pytest.approx(60 / 3600 * 0.06)
     assert row["videos_quarantined"] == 1
+    assert row["heavy_model_runs"] == 250 and row["heavy_reuse_tolerance"] == 4.0
     assert set(row) == set(TABLES["pipeline_runs"].fieldNames())
 
 
@@ -104,3 +106,22 @@ def test_overwrite_partition_replaces_only_that_date(spark):
     overwrite_partition(spark, outcomes([]), db, "quarantine", "2026-01-01")  # empty data empties the date
     assert q("2026-01-01") == []
     assert q("2026-01-02") == ["c"]
+
+
+def test_tables_from_an_older_version_gain_new_columns(spark):
+    db = "percolate_migrate_test"
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {db}")
+    # an older version's table: the same columns up to `message`, none of those added since
+    spark.sql(f"CREATE TABLE {db}.quarantine (call_id string, user_id string, video_key string, reason string, "
+              f"message string, dt string) USING parquet PARTITIONED BY (dt)")
+    spark.sql(f"INSERT OVERWRITE TABLE {db}.quarantine PARTITION (dt='2026-01-01') "
+              f"SELECT 'a', 'u', 'k/a', 'old', 'm'")
+    ensure_tables(spark, db)
+    assert spark.table(f"{db}.quarantine").columns == [*TABLES["quarantine"].fieldNames(), "dt"]
+    overwrite_partition(spark, spark.createDataFrame(
+        [("b", "u", "k/b", "empty_file", "m", "r", NOW)],
+        "call_id string, user_id string, video_key string, reason string, message string, run_id string, "
+        "published_at timestamp"), db, "quarantine", "2026-01-02")
+    rows = {r.call_id: r for r in spark.sql(f"SELECT * FROM {db}.quarantine").collect()}
+    assert rows["a"].reason == "old" and rows["a"].run_id is None  # the old partition reads new columns as null
+    assert rows["b"].run_id == "r" and rows["b"].dt == "2026-01-02"
