@@ -216,7 +216,7 @@ def _heavy_block(class_names: list[str]) -> list:
     return [
         *_exists(
             ["call_id", "user_id", "frame_index", "ts_ms", "label", "score", "none_score"]
-            + ["is_detection"]
+            + ["is_detection", "reused_from"]
         ),
         *_frame_key_block(),
         _not_null("label"),
@@ -225,7 +225,15 @@ def _heavy_block(class_names: list[str]) -> list:
         *_score("none_score"),
         _not_null("is_detection"),
         _types("is_detection", BOOL_TYPES),
+        _reuses_an_earlier_frame(),
     ]
+
+
+def _reuses_an_earlier_frame() -> Any:
+    """A frame that reuses the heavy output of an unchanged input points at an earlier frame."""
+    return _gxe().ExpectColumnPairValuesAToBeGreaterThanB(
+        column_A="frame_index", column_B="reused_from", or_equal=False,
+        ignore_row_if="either_value_is_missing", meta=_meta(CRITICAL))
 
 
 def build_heavy_predictions_suite(

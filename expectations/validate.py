@@ -239,6 +239,8 @@ def describe_expectation(cfg: Any) -> str:
         parts.append(str(kw["column"]))
     if kw.get("column_list"):
         parts.append("(" + ", ".join(kw["column_list"]) + ")")
+    if kw.get("column_A") is not None and kw.get("column_B") is not None:
+        parts.append(f"{kw['column_A']}, {kw['column_B']}")
     rng = _fmt_range(kw)
     if rng:
         parts.append(rng)

@@ -69,6 +69,9 @@ def heavy_predictions(n: int = 500) -> pd.DataFrame:
     df["label"] = [BRANDS[i % len(BRANDS)] for i in range(n)]
     df["none_score"] = 1.0 - df["score"]
     df["is_detection"] = df["score"] > 0.7
+    # every third frame reuses the output of the frame before it (an unchanged input)
+    df["reused_from"] = pd.array([int(f) - 1 if i % 3 == 2 and f > 0 else None
+                                  for i, f in enumerate(df["frame_index"])], dtype="Int32")
     return df
 
 

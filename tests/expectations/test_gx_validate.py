@@ -49,6 +49,15 @@ def test_heavy_scores_outside_unit_interval_are_critical(gx_root, column):
     assert any(column in m and "1.25" in m for m in report.critical_failures), report.critical_failures
 
 
+def test_reuse_of_a_later_frame_is_critical(gx_root):
+    df = F.heavy_predictions(60)
+    df.loc[[5, 8], "reused_from"] = df.loc[[5, 8], "frame_index"] + 1
+    report = validate(df, "heavy_predictions", gx_root=gx_root, run_name="bad", class_names=F.BRANDS)
+    assert not report.success
+    assert report.critical_failures == ["expect_column_pair_values_a_to_be_greater_than_b(frame_index, reused_from) "
+                                        "failed: 2 of 60 rows, e.g. [(5, 6), (8, 9)]"]
+
+
 def test_null_user_in_frame_predictions_is_critical(gx_root):
     df = F.frame_predictions(100)
     df.loc[[1, 2], "user_id"] = None
