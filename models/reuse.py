@@ -9,8 +9,8 @@ instead of running the model again.
 The test is on the model's own input (after crop and resize), block by block, so anything
 entering the crop - a cup, a hand - changes at least one block and the model runs. The
 pipeline's tolerance (`Settings.heavy_reuse_tolerance`, 4 grey levels) sits above the
-compression noise between sampled frames of a static background (under 3 on the training
-days) and below the change of a block that something enters.
+compression noise between sampled frames of a static background (under 3 on training day
+2026-01-01) and below the change of a block that something enters.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 DEFAULT_GRID = 8  # blocks per side
-MAX_REFERENCES = 16  # inputs remembered per call (most recent first)
+MAX_REFERENCES = 16  # inputs remembered per call; the oldest goes first
 
 
 def block_difference(a: np.ndarray, b: np.ndarray, grid: int = DEFAULT_GRID) -> float:
