@@ -75,15 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     counts = spark.read.parquet(out).agg(
         F.count("*").alias("frames"), F.sum(F.col("is_detection").cast("int")).alias("positives"),
         F.count("reused_from").alias("reused")).first()
+    runs = int(counts["frames"]) - int(counts["reused"])
     write_metrics(settings, "heavy", args.date, {
         "run_id": args.run_id, "model_version": args.model_version, "threshold": threshold,
         "frames_in": int(counts["frames"]), "positives": int(counts["positives"] or 0),
-        "model_runs": int(counts["frames"]) - int(counts["reused"]), "reused": int(counts["reused"]),
+        "model_runs": runs, "reused": int(counts["reused"]),
         "reuse_tolerance": tolerance,
         "cpu_s": job_cpu_seconds(), "wall_s": watch.seconds, "started_at": watch.started_at,
     })
     print(f"[percolate] heavy {args.model_version}: {counts['positives'] or 0}/{counts['frames']} frames are detections; "
-          f"the model ran on {int(counts['frames']) - int(counts['reused'])}, {counts['reused']} reused an "
+          f"the model ran on {runs}, {counts['reused']} reused an "
           f"unchanged input (tolerance {tolerance:g})", flush=True)
     spark.stop()
     return 0

@@ -70,9 +70,10 @@ def _classify_chunk(model, reuse, batch, keep: list[str]):
     centers = batch[["loc_x", "loc_y"]].to_numpy(dtype=np.float64)
     inputs = model.decode_inputs(list(batch["jpeg"]), centers)
     calls, frames = batch["call_id"].to_numpy(), batch["frame_index"].to_numpy()
-    refs, run = [], []
+    refs, run, reused_from = [], [], []
     for i in range(n):
         ref = reuse.match(calls[i], inputs[i])
+        reused_from.append(None if ref is None else ref.frame_index)
         if ref is None:
             ref = reuse.remember(calls[i], frames[i], inputs[i])
             run.append(i)
@@ -85,7 +86,5 @@ def _classify_chunk(model, reuse, batch, keep: list[str]):
     out["label"] = names[best]
     out["score"] = probs[np.arange(n), best + 1]
     out["none_score"] = probs[:, 0]
-    ran = np.zeros(n, dtype=bool)
-    ran[run] = True
-    out["reused_from"] = pd.array([None if ran[i] else refs[i].frame_index for i in range(n)], dtype="Int32")
+    out["reused_from"] = pd.array(reused_from, dtype="Int32")
     return out

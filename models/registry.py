@@ -148,8 +148,7 @@ class LoadedModel:
         parts = [self.predict_inputs(self.decode_inputs(jpegs[i:i + batch_size],
                                                         None if centers is None else centers[i:i + batch_size]))
                  for i in range(0, len(jpegs), batch_size)]
-        return np.concatenate(parts, axis=0) if parts else self.predict_inputs(
-            np.zeros((0, self.input.height, self.input.width, 3), np.uint8))
+        return np.concatenate(parts, axis=0) if parts else self.predict_inputs(self.decode_inputs([]))
 
     @property
     def localizes(self) -> bool:
