@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.layers import conv_bn_act
+from models.layers import SeedEnsemble, conv_bn_act
 
 DEFAULT_INPUT = (128, 128)  # width, height of the crop the heavy model sees
 DEFAULT_CROP = 0.5  # crop side as a fraction of frame height, centred on the prefilter's peak
@@ -91,7 +91,7 @@ class MobileNetLike(nn.Module):
         return self.classifier(pooled)
 
 
-class HeavyEnsemble(nn.Module):
+class HeavyEnsemble(SeedEnsemble):
     """Several MobileNetLike of the same shape, trained from different seeds, as one model.
 
     Outputs log(mean of the members' softmax): a softmax of it gives the mean probabilities,
@@ -99,19 +99,10 @@ class HeavyEnsemble(nn.Module):
     data, so averaging lowers confident mistakes there.
     """
 
-    def __init__(self, members: int = 2, **member_kwargs):
-        super().__init__()
-        if members < 1:
-            raise ValueError("an ensemble needs at least one member")
-        self.members = nn.ModuleList(MobileNetLike(**member_kwargs) for _ in range(members))
+    member_type = MobileNetLike
 
-    @classmethod
-    def from_members(cls, models: list[MobileNetLike], **member_kwargs) -> "HeavyEnsemble":
-        """The ensemble of trained models built with `member_kwargs`, in eval mode."""
-        ens = cls(members=len(models), **member_kwargs)
-        for slot, model in zip(ens.members, models):
-            slot.load_state_dict(model.state_dict())
-        return ens.eval()
+    def __init__(self, members: int = 2, **member_kwargs):
+        super().__init__(members, **member_kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         probs = torch.stack([torch.softmax(m(x), dim=1) for m in self.members]).mean(dim=0)

@@ -31,7 +31,7 @@ from models.preprocess import InputSpec, decode_batch, prepare, to_tensor
 from percolate.provenance import code_version
 
 ROLES = ("prefilter", "heavy")
-BUILTIN_ARCHS = ("prefilter_cnn", "mobilenet_like", "mobilenet_ensemble")
+BUILTIN_ARCHS = ("prefilter_cnn", "prefilter_ensemble", "mobilenet_like", "mobilenet_ensemble")
 ALIASES_KEY = "models/aliases.json"
 _VERSION_RE = re.compile(r"^v\d{4,}$")
 
@@ -41,6 +41,9 @@ def build_module(arch: str, arch_kwargs: dict) -> nn.Module:
     if arch == "prefilter_cnn":
         from models.prefilter import PrefilterCNN
         return PrefilterCNN(**arch_kwargs)
+    if arch == "prefilter_ensemble":
+        from models.prefilter import PrefilterEnsemble
+        return PrefilterEnsemble(**arch_kwargs)
     if arch == "mobilenet_like":
         from models.heavy import MobileNetLike
         return MobileNetLike(**arch_kwargs)

@@ -25,7 +25,7 @@ from models.heavy import DEFAULT_CROP as HEAVY_CROP
 from models.heavy import DEFAULT_INPUT as HEAVY_INPUT
 from models.heavy import HeavyEnsemble, MobileNetLike
 from models.prefilter import DEFAULT_INPUT as PREFILTER_INPUT
-from models.prefilter import PrefilterCNN, map_peaks
+from models.prefilter import PrefilterCNN, PrefilterEnsemble, map_peaks
 from models.preprocess import InputSpec, decode_batch, to_tensor
 
 Progress = Callable[[str], None] | None
@@ -438,11 +438,15 @@ def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
                      seed: int = 0, prefilter_epochs: int = 30, heavy_epochs: int = 12,
                      target_recall: float = 0.99, target_precision: float = 0.99,
                      confidence: float = 0.95, heavy_width_mult: float = 0.5, heavy_members: int = 1,
+                     prefilter_members: int = 1, prefilter_channels: tuple[int, ...] | None = None,
                      prefilter_options: dict | None = None, heavy_options: dict | None = None,
                      alias: str | None = "production", progress: Progress = print) -> dict:
     """Train both models, calibrate on calib_frames, register both and set `alias`.
 
     Prefilter threshold: highest with recall lower bound >= target_recall on calib.
+    `prefilter_members` > 1 trains that many prefilters (of `prefilter_channels`, default
+    PrefilterCNN's) from seeds seed, seed+1, ... and registers the mean of their maps
+    (PrefilterEnsemble, arch "prefilter_ensemble"); the threshold is the ensemble's.
     `heavy_members` > 1 trains that many heavy models from seeds seed, seed+1, ... and
     registers their average (HeavyEnsemble, arch "mobilenet_ensemble").
     Heavy: frame threshold for target_precision on calib frames that pass the prefilter,
@@ -464,8 +468,18 @@ def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
     t0 = time.perf_counter()
     pf_opts = {**PREFILTER_RECIPE, **(prefilter_options or {})}
     hv_opts = {**HEAVY_RECIPE, **(heavy_options or {})}
-    pf, pf_hist = train_prefilter(train_frames, epochs=prefilter_epochs, seed=seed,
-                                  input_spec=p_spec, images=tr_p, progress=progress, **pf_opts)
+    pf_kwargs = {} if prefilter_channels is None else {"channels": [int(c) for c in prefilter_channels]}
+    pf_members, pf_hist = [], []
+    for k in range(prefilter_members):
+        member, history = train_prefilter(train_frames, epochs=prefilter_epochs, seed=seed + k,
+                                          input_spec=p_spec, images=tr_p, arch_kwargs=pf_kwargs,
+                                          progress=progress, **pf_opts)
+        pf_members.append(member)
+        pf_hist += [{**h, "member": k} for h in history] if prefilter_members > 1 else history
+    pf, pf_arch, pf_arch_kwargs = pf_members[0], "prefilter_cnn", pf_kwargs
+    if prefilter_members > 1:
+        pf = PrefilterEnsemble.from_members(pf_members, **pf_kwargs)
+        pf_arch, pf_arch_kwargs = "prefilter_ensemble", {"members": prefilter_members, **pf_kwargs}
     pf_train_s = time.perf_counter() - t0
     calib_pos = _has_label(calib_frames["label"])
     pf_calib, ca_centers = prefilter_peaks(pf, ca_p, p_spec)
@@ -525,13 +539,14 @@ def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
               "n_train_frames": len(train_frames), "n_calib_frames": len(calib_frames)}
 
     pf_spec = {
-        "arch": "prefilter_cnn", "arch_kwargs": {}, "input": p_spec.to_dict(),
+        "arch": pf_arch, "arch_kwargs": pf_arch_kwargs, "input": p_spec.to_dict(),
         "class_names": ["cup"], "threshold": pf_cal["threshold"], "flops_per_frame": pf_flops,
         "training_dates": common["training_dates"],
         "metrics": {**{f"calib_{k}": v for k, v in pf_cal.items()},
                     "calib_auc": roc_auc(pf_calib, calib_pos),
                     "train_history": pf_hist, "train_seconds": pf_train_s, "seed": seed,
-                    "recipe": {"epochs": prefilter_epochs, **pf_opts}, **common},
+                    "recipe": {"epochs": prefilter_epochs, "members": prefilter_members, **pf_opts},
+                    **common},
     }
     hv_spec = {
         "arch": hv_arch, "arch_kwargs": hv_kwargs, "input": h_spec.to_dict(),

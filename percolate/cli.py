@@ -106,7 +106,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     default = TrainingPlan()
     plan = replace(default, train_shape=replace(default.train_shape, calls=args.calls), seed=args.seed,
                    prefilter_epochs=args.prefilter_epochs, heavy_epochs=args.heavy_epochs,
-                   heavy_members=args.heavy_members or default.heavy_members, recolour=args.recolour)
+                   heavy_members=args.heavy_members or default.heavy_members,
+                   prefilter_members=args.prefilter_members or default.prefilter_members, recolour=args.recolour)
     summary = train(settings, plan, alias=args.alias)
     emit(args, summary, json.dumps(summary, indent=2, default=str))
     return 0
@@ -290,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heavy-epochs", type=int, default=None)
     p.add_argument("--heavy-members", type=int, default=None,
                    help=f"heavy models from consecutive seeds, averaged into one (default {TrainingPlan().heavy_members})")
+    p.add_argument("--prefilter-members", type=int, default=None,
+                   help="prefilters from consecutive seeds, their maps averaged into one "
+                        f"(default {TrainingPlan().prefilter_members})")
     p.add_argument("--recolour", type=float, default=None,
                    help="share of negatives both models see in other colours (default: the recipes')")
 

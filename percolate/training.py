@@ -49,6 +49,10 @@ class TrainingPlan:
     # heavy models from consecutive seeds averaged into one (HeavyEnsemble): one model's
     # confident mistakes on unseen backgrounds are seldom another's
     heavy_members: int = 2
+    # prefilters from consecutive seeds whose maps are averaged (PrefilterEnsemble): on unseen
+    # backgrounds each fires on different look-alikes, and only a cup makes all of them fire
+    prefilter_members: int = 3
+    prefilter_channels: tuple[int, ...] | None = None  # PrefilterCNN's
     # share of negatives both models see in other colours (None: the recipes' default)
     recolour: float | None = None
 
@@ -174,7 +178,8 @@ def train(settings: Settings, plan: TrainingPlan = TrainingPlan(), alias: str = 
     summary = fit_and_register(
         train_frames, calib_frames, list(BRAND_NAMES), ModelRegistry(store),
         training_dates=list(plan.train_dates + plan.calib_dates), seed=plan.seed, alias=alias,
-        heavy_members=plan.heavy_members,
+        heavy_members=plan.heavy_members, prefilter_members=plan.prefilter_members,
+        prefilter_channels=plan.prefilter_channels,
         progress=log, **kwargs,
     )
     path = settings.reports_dir / "training" / "last_training.json"

@@ -85,3 +85,26 @@ def test_heavy_ensemble_averages_its_members_probabilities():
     assert count_flops(ens, (3, 64, 64)) == pytest.approx(2 * one, rel=0.02)
     with pytest.raises(ValueError):
         HeavyEnsemble(members=0, num_classes=4)
+
+
+def test_prefilter_ensemble_averages_its_members_maps():
+    from models.prefilter import PrefilterEnsemble, map_peaks
+
+    torch.manual_seed(0)
+    kwargs = {"channels": (6, 12, 16, 24, 32)}
+    ens = PrefilterEnsemble(members=3, **kwargs).eval()
+    x = torch.randn(2, 3, 90, 160)
+    with torch.no_grad():
+        for m in ens.members:  # make the members disagree
+            m.head.bias.normal_()
+        maps = [m.logit_map(x) for m in ens.members]
+        got = ens.logit_map(x)
+        assert torch.allclose(got, torch.stack(maps).mean(0), atol=1e-6)
+        assert torch.allclose(ens(x), got.amax(dim=(1, 2)))
+        assert not torch.allclose(maps[0], got)
+    peak, where = map_peaks(got)
+    assert peak.shape == (2,) and where.shape == (2, 2)
+    one = count_flops(PrefilterCNN(**kwargs), (3, 90, 160))
+    assert count_flops(ens, (3, 90, 160)) == pytest.approx(3 * one, rel=0.02)
+    with pytest.raises(ValueError):
+        PrefilterEnsemble(members=0)

@@ -186,3 +186,23 @@ def test_heavy_ensemble_round_trip(registry):
     assert got.shape == (5, 4)
     np.testing.assert_allclose(got, want, atol=1e-5)
     np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
+
+
+def test_prefilter_ensemble_round_trip(registry):
+    from models.prefilter import PrefilterEnsemble, map_peaks
+    from models.preprocess import prepare
+
+    torch.manual_seed(2)
+    kwargs = {"members": 3, "channels": [6, 12, 16, 24, 32]}
+    ens = PrefilterEnsemble(**kwargs).eval()
+    spec = {"arch": "prefilter_ensemble", "arch_kwargs": kwargs, "input": InputSpec(160, 90).to_dict(),
+            "class_names": ["cup"], "threshold": 0.4}
+    loaded = registry.load("prefilter", registry.register("prefilter", ens, spec))
+    assert loaded.localizes and loaded.threshold == 0.4
+    jpegs = _jpegs()
+    with torch.inference_mode():
+        peak, where = map_peaks(ens.logit_map(prepare(jpegs, loaded.input)))
+    scores, centers = loaded.locate_jpegs(jpegs)
+    np.testing.assert_allclose(scores, torch.sigmoid(peak).numpy(), atol=1e-5)
+    np.testing.assert_allclose(centers, where.numpy())
+    np.testing.assert_allclose(loaded.predict_jpegs(jpegs), scores, atol=1e-5)

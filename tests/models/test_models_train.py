@@ -49,7 +49,7 @@ def test_fit_and_register_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_fit_and_register_averages_heavy_members(tmp_path):
+def test_fit_and_register_averages_members(tmp_path):
     from models.registry import ModelRegistry
     from models.train import fit_and_register
     from percolate.storage import LocalStore
@@ -59,7 +59,14 @@ def test_fit_and_register_averages_heavy_members(tmp_path):
     summary = fit_and_register(frames_df(64, classes, pos_frac=0.5, seed=12), frames_df(40, classes, seed=13),
                                classes, reg, training_dates=["2024-05-01"], prefilter_epochs=1,
                                heavy_epochs=1, heavy_members=2, heavy_options={"recolour": 0.5},
-                               progress=None)
+                               prefilter_members=2, prefilter_channels=(6, 12, 16, 24, 32), progress=None)
+    pf = reg.load("prefilter", summary["prefilter_version"])
+    assert pf.spec["arch"] == "prefilter_ensemble" and pf.localizes
+    assert pf.spec["arch_kwargs"] == {"members": 2, "channels": [6, 12, 16, 24, 32]}
+    assert pf.spec["metrics"]["recipe"]["members"] == 2
+    assert {h["member"] for h in pf.spec["metrics"]["train_history"]} == {0, 1}
+    assert pf.spec["flops_per_frame"] == pytest.approx(2 * 2.69e6, rel=0.02)
+    assert pf.predict_jpegs(list(frames_df(3, classes, seed=14).jpeg)).shape == (3,)
     hv = reg.load("heavy", summary["heavy_version"])
     assert hv.spec["arch"] == "mobilenet_ensemble" and hv.spec["arch_kwargs"]["members"] == 2
     assert hv.spec["metrics"]["recipe"]["members"] == 2 and hv.spec["metrics"]["recipe"]["recolour"] == 0.5
