@@ -82,8 +82,9 @@ class InputReuse:
 
     def remember(self, call_id, frame_index: int, image: np.ndarray) -> Reference:
         self._enter(call_id)
+        if not self.enabled:  # nothing is compared later: no copy to keep
+            return Reference(int(frame_index), image)
         ref = Reference(int(frame_index), np.array(image, copy=True))
-        if self.enabled:
-            self._refs.append(ref)
-            del self._refs[:-self.max_references]
+        self._refs.append(ref)
+        del self._refs[:-self.max_references]
         return ref

@@ -312,6 +312,7 @@ def train_prefilter(frames: pd.DataFrame, *, epochs: int = 40, seed: int = 0, ba
     spec = input_spec or default_prefilter_input()
     torch.manual_seed(seed)
     model = PrefilterCNN(**(arch_kwargs or {}))
+    model.arch_kwargs = dict(arch_kwargs or {})  # for registration
     if images is None:
         images = decode_batch(list(frames["jpeg"]), spec)
     y = prefilter_targets(frames)
@@ -433,6 +434,25 @@ def roc_auc(scores, labels) -> float:
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def fit_members(fit_one: Callable[[int], tuple[nn.Module, list[dict]]], count: int, ensemble_type: type,
+                arch: str, ensemble_arch: str) -> tuple[nn.Module, str, dict, list[dict]]:
+    """Train `count` models with fit_one(k) (k = 0, 1, ...: the caller's seed offset).
+
+    One model is registered as itself (`arch`); more become one `ensemble_type` of them
+    (`ensemble_arch`). Returns (model, arch, arch_kwargs, history); with several members each
+    history record names its member.
+    """
+    members, history = [], []
+    for k in range(count):
+        member, hist = fit_one(k)
+        members.append(member)
+        history += [{**h, "member": k} for h in hist] if count > 1 else hist
+    kwargs = members[0].arch_kwargs
+    if count == 1:
+        return members[0], arch, kwargs, history
+    return ensemble_type.from_members(members, **kwargs), ensemble_arch, {"members": count, **kwargs}, history
+
+
 def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
                      class_names: list[str], registry, *, training_dates: list,
                      seed: int = 0, prefilter_epochs: int = 30, heavy_epochs: int = 12,
@@ -469,17 +489,10 @@ def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
     pf_opts = {**PREFILTER_RECIPE, **(prefilter_options or {})}
     hv_opts = {**HEAVY_RECIPE, **(heavy_options or {})}
     pf_kwargs = {} if prefilter_channels is None else {"channels": [int(c) for c in prefilter_channels]}
-    pf_members, pf_hist = [], []
-    for k in range(prefilter_members):
-        member, history = train_prefilter(train_frames, epochs=prefilter_epochs, seed=seed + k,
-                                          input_spec=p_spec, images=tr_p, arch_kwargs=pf_kwargs,
-                                          progress=progress, **pf_opts)
-        pf_members.append(member)
-        pf_hist += [{**h, "member": k} for h in history] if prefilter_members > 1 else history
-    pf, pf_arch, pf_arch_kwargs = pf_members[0], "prefilter_cnn", pf_kwargs
-    if prefilter_members > 1:
-        pf = PrefilterEnsemble.from_members(pf_members, **pf_kwargs)
-        pf_arch, pf_arch_kwargs = "prefilter_ensemble", {"members": prefilter_members, **pf_kwargs}
+    pf, pf_arch, pf_arch_kwargs, pf_hist = fit_members(
+        lambda k: train_prefilter(train_frames, epochs=prefilter_epochs, seed=seed + k, input_spec=p_spec,
+                                  images=tr_p, arch_kwargs=pf_kwargs, progress=progress, **pf_opts),
+        prefilter_members, PrefilterEnsemble, "prefilter_cnn", "prefilter_ensemble")
     pf_train_s = time.perf_counter() - t0
     calib_pos = _has_label(calib_frames["label"])
     pf_calib, ca_centers = prefilter_peaks(pf, ca_p, p_spec)
@@ -492,17 +505,11 @@ def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
     pf_train, tr_centers = prefilter_peaks(pf, tr_p, p_spec)
     # the heavy model learns on the crops the prefilter would hand it at inference
     tr_h = decode_batch(list(train_frames["jpeg"]), h_spec, tr_centers)
-    members, hv_hist = [], []
-    for k in range(heavy_members):
-        member, history = train_heavy(train_frames, class_names, epochs=heavy_epochs, seed=seed + k,
-                                      width_mult=heavy_width_mult, prefilter_scores=pf_train,
-                                      input_spec=h_spec, images=tr_h, progress=progress, **hv_opts)
-        members.append(member)
-        hv_hist += [{**h, "member": k} for h in history] if heavy_members > 1 else history
-    hv, hv_arch, hv_kwargs = members[0], "mobilenet_like", members[0].arch_kwargs
-    if heavy_members > 1:
-        hv = HeavyEnsemble.from_members(members, **hv_kwargs)
-        hv_arch, hv_kwargs = "mobilenet_ensemble", {"members": heavy_members, **hv_kwargs}
+    hv, hv_arch, hv_kwargs, hv_hist = fit_members(
+        lambda k: train_heavy(train_frames, class_names, epochs=heavy_epochs, seed=seed + k,
+                              width_mult=heavy_width_mult, prefilter_scores=pf_train, input_spec=h_spec,
+                              images=tr_h, progress=progress, **hv_opts),
+        heavy_members, HeavyEnsemble, "mobilenet_like", "mobilenet_ensemble")
     hv_train_s = time.perf_counter() - t0
     del tr_h
 

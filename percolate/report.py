@@ -6,13 +6,13 @@ import json
 
 
 def funnel_stages(summary: dict) -> list[tuple[str, int]]:
+    passed = int(summary.get("prefilter_passed") or 0)
+    runs = summary.get("heavy_model_runs")  # None in runs from before reuse: the model ran on every passing frame
     return [
         ("videos", int(summary.get("videos_ok") or 0)),
         ("sampled frames", int(summary.get("sampled_frames") or 0)),
-        ("prefilter passed", int(summary.get("prefilter_passed") or 0)),
-        # runs from before reuse have no count: the model ran on every frame that passed
-        ("heavy model runs", int(summary.get("heavy_model_runs") if summary.get("heavy_model_runs") is not None
-                                 else summary.get("prefilter_passed") or 0)),
+        ("prefilter passed", passed),
+        ("heavy model runs", passed if runs is None else int(runs)),
         ("heavy frames >= thr", int(summary.get("heavy_positives") or 0)),
         ("user-brand detections", int(summary.get("user_brand_detections") or 0)),
     ]
