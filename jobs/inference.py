@@ -26,16 +26,18 @@ def load_model(store_uri: str, endpoint_url: str | None, role: str, version: str
 
 def prefilter_batches(batches: Iterator, store_uri: str, endpoint_url: str | None,
                       version: str, keep: list[str]) -> Iterator:
-    """Adds `prefilter_score` and where it peaks (`loc_x`, `loc_y` in [0, 1]); drops the pixels."""
+    """Adds `prefilter_score`, where it peaks (`loc_x`, `loc_y` in [0, 1]) and the FLOPs the
+    model spent on the frame (`prefilter_flops`, null when its spec does not say); drops the pixels."""
     model = None
     for batch in batches:
         if model is None:
             model = load_model(store_uri, endpoint_url, "prefilter", version)
-        scores, centers = model.locate_jpegs(list(batch["jpeg"]))
+        scores, centers, flops = model.locate_jpegs(list(batch["jpeg"]))
         out = batch[keep].copy()
         out["prefilter_score"] = np.asarray(scores, dtype=np.float64).reshape(-1)
         out["loc_x"] = np.asarray(centers[:, 0], dtype=np.float64) if len(out) else []
         out["loc_y"] = np.asarray(centers[:, 1], dtype=np.float64) if len(out) else []
+        out["prefilter_flops"] = pd.array(np.round(flops), dtype="Int64") if len(out) else pd.array([], dtype="Int64")
         yield out
 
 

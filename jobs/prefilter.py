@@ -22,6 +22,7 @@ SCORES_SCHEMA = T.StructType([
     T.StructField("prefilter_score", T.DoubleType(), False),
     T.StructField("loc_x", T.DoubleType(), False),
     T.StructField("loc_y", T.DoubleType(), False),
+    T.StructField("prefilter_flops", T.LongType(), True),
 ])
 
 
@@ -54,10 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     out = stage_dir(settings, "prefilter", args.date)
     scored.coalesce(1).write.mode("overwrite").parquet(out)
     counts = spark.read.parquet(out).agg(
-        F.count("*").alias("frames"), F.sum(F.col("passed").cast("int")).alias("passed")).first()
+        F.count("*").alias("frames"), F.sum(F.col("passed").cast("int")).alias("passed"),
+        F.avg("prefilter_flops").alias("flops")).first()
     write_metrics(settings, "prefilter", args.date, {
         "run_id": args.run_id, "model_version": args.model_version, "threshold": threshold,
         "frames_in": int(counts["frames"]), "frames_passed": int(counts["passed"] or 0),
+        "flops_per_frame": None if counts["flops"] is None else round(float(counts["flops"])),
         "cpu_s": job_cpu_seconds(), "wall_s": watch.seconds, "started_at": watch.started_at,
     })
     print(f"[percolate] prefilter {args.model_version}: {counts['passed'] or 0}/{counts['frames']} frames passed "

@@ -37,17 +37,48 @@ def prefilter_threshold_for_recall(scores, labels, target_recall: float = 0.99,
         if binomial_lower_bound(k, n, confidence) >= target_recall:
             threshold, achieved = float(pos[k - 1]), True
             break
-    kept = int((pos >= threshold).sum())
     return {
         "threshold": threshold,
-        "recall": kept / n,
-        "recall_lower_bound": binomial_lower_bound(kept, n, confidence),
-        "pass_rate": float((scores >= threshold).mean()),
+        **prefilter_recall_at(scores, labels, threshold, confidence),
         "achieved": achieved,
         "n_positives": n,
         "target_recall": target_recall,
         "confidence": confidence,
     }
+
+
+def prefilter_recall_at(scores, labels, threshold: float, confidence: float = 0.95) -> dict:
+    """Recall on the positives, its binomial lower bound, and the pass rate at `threshold`."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels).astype(bool)
+    n, kept = int(labels.sum()), int((scores[labels] >= threshold).sum())
+    return {"recall": kept / n if n else float("nan"),
+            "recall_lower_bound": binomial_lower_bound(kept, n, confidence) if n else 0.0,
+            "pass_rate": float((scores >= threshold).mean())}
+
+
+def early_exit_gate(first_scores, scores, labels, threshold: float, margin: float = 1.0) -> dict:
+    """The gate of an early-exit prefilter (PrefilterEnsemble): only frames whose first-member
+    score reaches it run the other members.
+
+    The gate is `margin` times the lowest first-member score among the positives the full
+    model keeps at `threshold`, so on the calibration set it loses none of them; it is never
+    above `threshold`, so a frame stopped by it could not have passed. Returns the gate
+    (None when it would be 0, as when no positive is kept: every frame then runs every
+    member), the share of frames that open it, and the pass rate once it is applied.
+    """
+    first = np.asarray(first_scores, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels).astype(bool)
+    kept = labels & (scores >= threshold)
+    gate = min(float(first[kept].min()) * margin, float(threshold)) if kept.any() else 0.0
+    if gate <= 0.0:
+        return {"gate": None, "open_rate": 1.0, "pass_rate": float((scores >= threshold).mean()),
+                "positives_kept": int(kept.sum()), "margin": margin}
+    opened = first >= gate
+    return {"gate": gate, "open_rate": float(opened.mean()),
+            "pass_rate": float((opened & (scores >= threshold)).mean()),
+            "positives_kept": int(kept.sum()), "margin": margin}
 
 
 def heavy_predictions(probs) -> tuple[np.ndarray, np.ndarray]:

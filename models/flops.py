@@ -7,7 +7,11 @@ from torch import nn
 
 
 def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """FLOPs for ONE input of shape (C, H, W) (a leading batch dim of 1 is accepted)."""
+    """FLOPs for ONE input of shape (C, H, W) (a leading batch dim of 1 is accepted).
+
+    A model with an early-exit `gate` (PrefilterEnsemble) is counted with the gate open:
+    its worst case, every member on the frame.
+    """
     shape = tuple(input_shape)
     if len(shape) == 3:
         shape = (1, *shape)
@@ -28,8 +32,12 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
             handles.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, nn.Linear):
             handles.append(m.register_forward_hook(linear_hook))
-    was_training = model.training
+    was_training, gate = model.training, getattr(model, "gate", None)
+    if not isinstance(gate, float):  # only a probability gate is an early exit
+        gate = None
     model.eval()
+    if gate is not None:
+        model.gate = None
     try:
         with torch.inference_mode():
             model(torch.zeros(shape))
@@ -37,4 +45,6 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
         for h in handles:
             h.remove()
         model.train(was_training)
+        if gate is not None:
+            model.gate = gate
     return int(total // shape[0])

@@ -158,25 +158,46 @@ class LoadedModel:
         """True when the model gives a location map (built-in prefilters)."""
         return hasattr(self.module, "logit_map")
 
-    def locate_jpegs(self, jpegs: list[bytes], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-        """Prefilter scores (N,) and where in the frame they peak, (N, 2) x/y in [0, 1].
+    def locate_jpegs(self, jpegs: list[bytes],
+                     batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Prefilter scores (N,), where in the frame they peak ((N, 2), x/y in [0, 1]), and the
+        FLOPs spent on each frame (N,): less than the spec's `flops_per_frame` on frames an
+        early-exit ensemble stops after its first member; NaN when the spec does not know.
 
         Models without a location map give the frame centre.
         """
         if not self.localizes:
             scores = self.predict_jpegs(jpegs, batch_size)
-            return scores, np.full((len(scores), 2), 0.5, dtype=np.float32)
+            return scores, np.full((len(scores), 2), 0.5, dtype=np.float32), self._frame_flops(None, len(scores))
         from models.prefilter import map_peaks
 
-        scores, centers = [], []
+        scores, centers, opened = [], [], []
+        gated = hasattr(self.module, "gated_logit_map")
         with torch.inference_mode():
             for i in range(0, len(jpegs), batch_size):
-                peak, where = map_peaks(self.module.logit_map(prepare(jpegs[i:i + batch_size], self.input)))
+                x = prepare(jpegs[i:i + batch_size], self.input)
+                maps, is_open = self.module.gated_logit_map(x) if gated else (self.module.logit_map(x), None)
+                peak, where = map_peaks(maps)
                 scores.append(torch.sigmoid(peak).numpy())
                 centers.append(where.numpy())
+                if is_open is not None:
+                    opened.append(is_open.numpy())
         if not scores:
-            return np.zeros(0, np.float32), np.zeros((0, 2), np.float32)
-        return np.concatenate(scores), np.concatenate(centers)
+            return np.zeros(0, np.float32), np.zeros((0, 2), np.float32), np.zeros(0, np.float64)
+        scores = np.concatenate(scores)
+        return scores, np.concatenate(centers), self._frame_flops(np.concatenate(opened) if gated else None,
+                                                                  len(scores))
+
+    def _frame_flops(self, opened: np.ndarray | None, n: int) -> np.ndarray:
+        """FLOPs per frame: the spec's figure, or for an early-exit ensemble its first member's
+        share of it plus the others' on the frames that opened the gate."""
+        full = self.spec.get("flops_per_frame")
+        if full is None:
+            return np.full(n, np.nan)
+        if opened is None:
+            return np.full(n, float(full))
+        members = len(self.module.members)
+        return float(full) / members * (1 + (members - 1) * opened.astype(np.float64))
 
 
 class ModelRegistry:

@@ -18,8 +18,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from models.calibration import (choose_aggregation, heavy_predictions,
-                                heavy_threshold_for_precision, prefilter_threshold_for_recall)
+from models.calibration import (choose_aggregation, early_exit_gate, heavy_predictions,
+                                heavy_threshold_for_precision, prefilter_recall_at,
+                                prefilter_threshold_for_recall)
 from models.flops import count_flops
 from models.heavy import DEFAULT_CROP as HEAVY_CROP
 from models.heavy import DEFAULT_INPUT as HEAVY_INPUT
@@ -513,6 +514,23 @@ def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
     hv_train_s = time.perf_counter() - t0
     del tr_h
 
+    # The ensemble's early exit, set once the heavy model has learned on the full ensemble's
+    # crops: from here on calibration sees the prefilter as the pipeline runs it.
+    pf_flops = count_flops(pf, (3, p_spec.height, p_spec.width))  # every member: the worst case
+    gate = {"gate": None, "open_rate": 1.0}
+    if isinstance(pf, PrefilterEnsemble) and len(pf.members) > 1:
+        first, _ = prefilter_peaks(pf.members[0], ca_p, p_spec)
+        gate = early_exit_gate(first, pf_calib, calib_pos, pf_cal["threshold"])
+        if gate["gate"] is not None:
+            pf.gate = pf_arch_kwargs["gate"] = gate["gate"]
+            pf_calib, ca_centers = prefilter_peaks(pf, ca_p, p_spec)
+            pf_cal.update(prefilter_recall_at(pf_calib, calib_pos, pf_cal["threshold"], confidence))
+        say(f"prefilter early exit: gate {gate['gate']}, opened by {gate['open_rate']:.3f} of calib frames; "
+            f"recall {pf_cal['recall']:.4f} (lower bound {pf_cal['recall_lower_bound']:.4f}) "
+            f"pass rate {pf_cal['pass_rate']:.3f}")
+    n_members = len(pf.members) if isinstance(pf, PrefilterEnsemble) else 1
+    pf_flops_expected = pf_flops / n_members * (1 + (n_members - 1) * gate["open_rate"])
+
     passing = pf_calib >= pf_cal["threshold"]
     true_idx = class_targets(calib_frames["label"], class_names)
     probs = np.zeros((len(calib_frames), len(class_names) + 1), np.float32)
@@ -540,7 +558,6 @@ def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
 
     pos_pass = passing & (true_idx > 0)
     brand_acc = float((pred_idx[pos_pass] == true_idx[pos_pass]).mean()) if pos_pass.any() else float("nan")
-    pf_flops = count_flops(pf, (3, p_spec.height, p_spec.width))
     hv_flops = count_flops(hv, (3, h_spec.height, h_spec.width))
     common = {"training_dates": list(map(str, training_dates)),
               "n_train_frames": len(train_frames), "n_calib_frames": len(calib_frames)}
@@ -551,6 +568,7 @@ def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
         "training_dates": common["training_dates"],
         "metrics": {**{f"calib_{k}": v for k, v in pf_cal.items()},
                     "calib_auc": roc_auc(pf_calib, calib_pos),
+                    "calib_gate": gate, "calib_flops_per_frame_expected": pf_flops_expected,
                     "train_history": pf_hist, "train_seconds": pf_train_s, "seed": seed,
                     "recipe": {"epochs": prefilter_epochs, "members": prefilter_members, **pf_opts},
                     **common},
@@ -578,7 +596,7 @@ def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
         "prefilter_threshold": pf_cal["threshold"], "heavy_threshold": hv_cal["threshold"],
         "aggregation": hv_spec["aggregation"],
         "prefilter_metrics": pf_spec["metrics"], "heavy_metrics": hv_spec["metrics"],
-        "flops": {"prefilter": pf_flops, "heavy": hv_flops},
+        "flops": {"prefilter": pf_flops, "prefilter_expected": pf_flops_expected, "heavy": hv_flops},
         "seconds": {"decode": decode_s, "prefilter_train": pf_train_s,
                     "heavy_train": hv_train_s, "total": total},
     }

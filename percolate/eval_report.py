@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from percolate.evaluation import prefilter_max_note
+
 
 def _png(fig) -> str:
     import matplotlib.pyplot as plt
@@ -189,8 +191,8 @@ def _table_html(out: dict) -> str:
         f"<td>{pct(v['precision'])}</td><td>{pct(v['recall'])}</td></tr>" for b, v in brands.items())
     fl = out["pooled"]["flops_per_sampled_frame"]
     flops = (f"<p>FLOPs per sampled frame: cascade {fl['cascade'] / 1e6:.2f} M vs heavy model alone "
-             f"{fl['heavy_alone'] / 1e6:.2f} M ({fl['saving']}x less); prefilter {fl['prefilter'] / 1e6:.2f} M.</p>"
-             if fl.get("cascade") else "")
+             f"{fl['heavy_alone'] / 1e6:.2f} M ({fl['saving']}x less); prefilter {fl['prefilter'] / 1e6:.2f} M"
+             f"{prefilter_max_note(fl)}.</p>" if fl.get("cascade") else "")
     by_bg = out["pooled"]["frame_level"]["prefilter"]["negatives_passed_by_background"]
     backgrounds = ""
     if by_bg:

@@ -24,7 +24,8 @@ def frame_table(frames: pd.DataFrame, scores: pd.DataFrame, predictions: pd.Data
     """One row per sampled frame: truth, prefilter score and decision, heavy output.
 
     Columns: call_id, user_id, frame_index, ts_ms, background (the call's, when the truth
-    names one), true_label (None = no cup), prefilter_score, passed, label / score (the
+    names one), true_label (None = no cup), prefilter_score, passed, prefilter_flops (what
+    the prefilter spent on the frame, when its scores say), label / score (the
     heavy model's best class and its probability; None when it did not see the frame),
     is_detection, predicted (label when it is a detection, else None), model_ran (the heavy
     model ran on the frame, rather than reusing its output for an unchanged input).
@@ -34,8 +35,8 @@ def frame_table(frames: pd.DataFrame, scores: pd.DataFrame, predictions: pd.Data
     df["background"] = [calls.get(c, {}).get("background") for c in df["call_id"]]
     df["true_label"] = [label_at(calls[c], t / 1000.0) if c in calls else None
                         for c, t in zip(df["call_id"], df["ts_ms"])]
-    df = df.merge(scores[["call_id", "frame_index", "prefilter_score", "passed"]],
-                  on=["call_id", "frame_index"], how="left")
+    score_cols = ["prefilter_score", "passed"] + (["prefilter_flops"] if "prefilter_flops" in scores.columns else [])
+    df = df.merge(scores[["call_id", "frame_index", *score_cols]], on=["call_id", "frame_index"], how="left")
     predictions = predictions.assign(model_ran=predictions["reused_from"].isna()
                                      if "reused_from" in predictions.columns else True)
     df = df.merge(predictions[["call_id", "frame_index", "label", "score", "is_detection", "model_ran"]],
@@ -160,14 +161,39 @@ def pr_curve(scores, correct, n_positive: int) -> pd.DataFrame:
                          "recall": tp[last] / max(n_positive, 1), "kept": kept[last]})
 
 
-def flops_per_frame(prefilter_flops: float | None, heavy_flops: float | None, run_rate: float | None) -> dict:
+def flops_per_frame(prefilter_flops: float | None, heavy_flops: float | None, run_rate: float | None,
+                    prefilter_max: float | None = None) -> dict:
     """FLOPs per sampled frame: the cascade (prefilter on all, heavy on the share it runs on)
-    against running the heavy model on every frame."""
+    against running the heavy model on every frame. `prefilter_flops` is the mean the
+    prefilter spent; `prefilter_max` its cost on a frame that runs all of it (an early-exit
+    prefilter spends less on most frames), reported when given."""
+    out = {"prefilter": None if prefilter_flops is None else int(round(float(prefilter_flops))),
+           "heavy_alone": None if heavy_flops is None else int(heavy_flops), "cascade": None, "saving": None}
+    if prefilter_max is not None:
+        out["prefilter_max"] = int(prefilter_max)
     if prefilter_flops is None or heavy_flops is None or run_rate is None:
-        return {"prefilter": prefilter_flops, "heavy_alone": heavy_flops, "cascade": None, "saving": None}
+        return out
     cascade = float(prefilter_flops) + float(run_rate) * float(heavy_flops)
-    return {"prefilter": int(prefilter_flops), "heavy_alone": int(heavy_flops), "cascade": int(round(cascade)),
-            "saving": round(float(heavy_flops) / cascade, 2) if cascade else None}
+    out.update(cascade=int(round(cascade)), saving=round(float(heavy_flops) / cascade, 2) if cascade else None)
+    return out
+
+
+def prefilter_max_note(flops: dict) -> str:
+    """", at most X M on a frame" when the prefilter's mean is below its worst case, else ""."""
+    top, mean = flops.get("prefilter_max"), flops.get("prefilter")
+    if top is None or mean is None or mean >= top:
+        return ""
+    return f", at most {top / 1e6:.1f} M on a frame"
+
+
+def measured_prefilter_flops(table: pd.DataFrame, fallback: float | None) -> float | None:
+    """Mean FLOPs the prefilter spent per frame of a frame table, or `fallback` (the spec's
+    figure) when the scores did not record it (runs from before they did, models whose
+    spec has no FLOPs)."""
+    if "prefilter_flops" not in table.columns:
+        return fallback
+    spent = pd.to_numeric(table["prefilter_flops"], errors="coerce").dropna()
+    return float(spent.mean()) if len(spent) else fallback
 
 
 def meets_targets(result: dict, targets: dict) -> dict:

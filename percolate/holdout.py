@@ -86,14 +86,15 @@ def load_day(settings: Settings, date: str, daily_rows: list[dict] | None = None
 def score(table: pd.DataFrame, daily: pd.DataFrame, class_names: list[str], summary: dict,
           prefilter_flops, heavy_flops) -> dict:
     """Every figure of one day (or of pooled days) as a JSON-able dict."""
-    from percolate.evaluation import flops_per_frame, meets_targets, score_frames, score_user_days
+    from percolate.evaluation import (flops_per_frame, measured_prefilter_flops, meets_targets, score_frames,
+                                      score_user_days)
 
     frame_level = score_frames(table, class_names)
     result = {
         "frame_level": frame_level,
         "user_day": score_user_days(daily, table, class_names),
-        "flops_per_sampled_frame": flops_per_frame(prefilter_flops, heavy_flops,
-                                                   frame_level["heavy"]["run_rate"]),
+        "flops_per_sampled_frame": flops_per_frame(measured_prefilter_flops(table, prefilter_flops), heavy_flops,
+                                                   frame_level["heavy"]["run_rate"], prefilter_max=prefilter_flops),
         "cpu_s": {s: round(float(summary.get(f"cpu_s_{s}") or 0.0), 1)
                   for s in ("sample_frames", "prefilter", "heavy", "publish", "total")},
         "video_hours": round(float(summary.get("video_seconds") or 0.0) / 3600, 3),
@@ -169,6 +170,8 @@ def format_result(out: dict) -> str:
                      f"{pct(f['cascade']['precision']):>11}{pct(f['cascade']['recall']):>11}"
                      f"{r['cpu_s']['total']:>8.0f}{'met' if r['targets']['all_met'] else 'MISSED':>9}")
     p = out["pooled"]
+    from percolate.evaluation import prefilter_max_note
+
     fl = p["flops_per_sampled_frame"]
     lines += ["", "pass rate: sampled frames passing the prefilter; heavy runs: those the heavy model ran on "
                   "(the rest reused its output for an unchanged input in the same call)",
@@ -181,7 +184,8 @@ def format_result(out: dict) -> str:
                  f"recall {pct(h['recall']).strip()}")
     if fl.get("cascade"):
         lines.append(f"FLOPs per sampled frame: cascade {fl['cascade'] / 1e6:.1f} M (prefilter "
-                     f"{fl['prefilter'] / 1e6:.1f} M + heavy on the frames it runs on) vs heavy alone "
+                     f"{fl['prefilter'] / 1e6:.1f} M{prefilter_max_note(fl)} + heavy on the frames it runs on) "
+                     f"vs heavy alone "
                      f"{fl['heavy_alone'] / 1e6:.1f} M: {fl['saving']}x less")
     by_bg = p["frame_level"]["prefilter"]["negatives_passed_by_background"]
     if by_bg:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from percolate.evaluation import (confusion, flops_per_frame, frame_table, meets_targets, pr_curve,
-                                  score_frames, score_user_days)
+from percolate.evaluation import (confusion, flops_per_frame, frame_table, measured_prefilter_flops, meets_targets,
+                                  pr_curve, prefilter_max_note, score_frames, score_user_days)
 
 CLASSES = ["A", "B"]
 TRUTH = {"classes": CLASSES, "calls": [
@@ -79,6 +79,13 @@ def test_pr_curve_cuts_between_distinct_scores():
 def test_flops_and_targets():
     f = flops_per_frame(4e6, 100e6, 0.08)
     assert f["cascade"] == 12_000_000 and f["saving"] == round(100 / 12, 2)
+    assert "prefilter_max" not in f and prefilter_max_note(f) == ""
+    g = flops_per_frame(4e6, 100e6, 0.08, prefilter_max=9e6)  # an early exit: 4 M on average, 9 M at most
+    assert g["cascade"] == 12_000_000 and g["prefilter_max"] == 9_000_000
+    assert prefilter_max_note(g) == ", at most 9.0 M on a frame"
+    spent = pd.DataFrame({"prefilter_flops": pd.array([3_000_000, 9_000_000, None], dtype="Int64")})
+    assert measured_prefilter_flops(spent, 9e6) == 6e6  # frames without a figure are left out
+    assert measured_prefilter_flops(pd.DataFrame({"x": [1]}), 9e6) == 9e6  # scores from before: the spec's
     res = {"user_day": {"precision": 1.0, "recall": 0.95},
            "frame_level": {"prefilter": {"pass_rate": 0.12}, "heavy": {"run_rate": 0.12}}}
     t = meets_targets(res, {"precision": 0.99, "recall": 0.9, "pass_rate": 0.1})

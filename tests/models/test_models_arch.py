@@ -108,3 +108,28 @@ def test_prefilter_ensemble_averages_its_members_maps():
     assert count_flops(ens, (3, 90, 160)) == pytest.approx(3 * one, rel=0.02)
     with pytest.raises(ValueError):
         PrefilterEnsemble(members=0)
+
+
+def test_prefilter_ensemble_gate_stops_frames_after_the_first_member():
+    from models.prefilter import PrefilterEnsemble
+
+    torch.manual_seed(1)
+    ens = PrefilterEnsemble(members=3, channels=(6, 12, 16, 24, 32)).eval()
+    x = torch.randn(6, 3, 90, 160)
+    with torch.no_grad():
+        for m in ens.members:
+            m.head.bias.normal_()
+        first, full = ens.members[0].logit_map(x), ens.full_logit_map(x)
+        first_peak = torch.sigmoid(first.amax(dim=(1, 2)))
+        ens.gate = float(first_peak.median())  # about half the frames open it
+        maps, opened = ens.gated_logit_map(x)
+    assert torch.equal(opened, first_peak >= ens.gate) and 0 < int(opened.sum()) < 6
+    assert torch.allclose(maps[opened], full[opened], atol=1e-5)  # opened: every member
+    assert torch.equal(maps[~opened], first[~opened])  # stopped: the first member's map, under the gate
+    assert (torch.sigmoid(ens(x)[~opened]) < ens.gate).all()
+    gated_flops = count_flops(ens, (3, 90, 160))
+    ens.gate = None
+    assert gated_flops == count_flops(ens, (3, 90, 160))  # counted open: the worst case
+    assert torch.allclose(ens.logit_map(x), full) and ens.gated_logit_map(x)[1].all()
+    with pytest.raises(ValueError):
+        PrefilterEnsemble(members=2, gate=1.5)

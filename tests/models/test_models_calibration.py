@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.calibration import (apply_aggregation, binomial_lower_bound, choose_aggregation,
-                                heavy_threshold_for_precision, prefilter_threshold_for_recall)
+from models.calibration import (apply_aggregation, binomial_lower_bound, choose_aggregation, early_exit_gate,
+                                heavy_threshold_for_precision, prefilter_recall_at, prefilter_threshold_for_recall)
 
 
 def test_binomial_lower_bound():
@@ -25,6 +25,27 @@ def test_prefilter_threshold_meets_its_bound():
     assert r["threshold"] > 0
     fresh = rng.beta(5, 2, 200_000)
     assert (fresh >= r["threshold"]).mean() >= 0.99
+
+
+def test_early_exit_gate_keeps_every_kept_positive_and_cuts_work():
+    rng = np.random.default_rng(1)
+    n_pos, n_neg = 1000, 9000
+    labels = np.r_[np.ones(n_pos, bool), np.zeros(n_neg, bool)]
+    first = np.r_[rng.beta(6, 2, n_pos), rng.beta(1.2, 6, n_neg)]  # one member's score
+    scores = np.clip(first + rng.normal(0, 0.08, len(first)), 0, 1)  # the ensemble's, mostly agreeing
+    thr = prefilter_threshold_for_recall(scores, labels, 0.99)["threshold"]
+    g = early_exit_gate(first, scores, labels, thr)
+    kept = labels & (scores >= thr)
+    opened = first >= g["gate"]
+    assert 0 < g["gate"] <= thr and g["positives_kept"] == kept.sum()
+    assert opened[kept].all()  # no positive the full model keeps is stopped
+    assert g["open_rate"] == pytest.approx(opened.mean()) and g["open_rate"] < 0.5
+    assert g["pass_rate"] <= (scores >= thr).mean()
+    assert prefilter_recall_at(np.where(opened, scores, first), labels, thr)["recall"] == kept.sum() / n_pos
+    # never above the threshold, so a stopped frame (first score < gate) cannot pass
+    assert early_exit_gate(np.full(4, 0.9), np.full(4, 0.5), np.ones(4, bool), 0.5)["gate"] == 0.5
+    assert early_exit_gate(first, scores, np.zeros(len(first), bool), thr)["gate"] is None
+    assert early_exit_gate(first, scores, labels, thr, margin=0.5)["gate"] == pytest.approx(g["gate"] / 2)
 
 
 def test_prefilter_threshold_not_achievable_keeps_all_positives():

@@ -202,7 +202,34 @@ def test_prefilter_ensemble_round_trip(registry):
     jpegs = _jpegs()
     with torch.inference_mode():
         peak, where = map_peaks(ens.logit_map(prepare(jpegs, loaded.input)))
-    scores, centers = loaded.locate_jpegs(jpegs)
+    scores, centers, flops = loaded.locate_jpegs(jpegs)
     np.testing.assert_allclose(scores, torch.sigmoid(peak).numpy(), atol=1e-5)
     np.testing.assert_allclose(centers, where.numpy())
     np.testing.assert_allclose(loaded.predict_jpegs(jpegs), scores, atol=1e-5)
+    np.testing.assert_allclose(flops, loaded.spec["flops_per_frame"])  # no gate: every member on every frame
+
+
+def test_gated_prefilter_ensemble_round_trip_and_frame_flops(registry):
+    from models.flops import count_flops
+    from models.prefilter import PrefilterEnsemble
+    from models.preprocess import prepare
+
+    torch.manual_seed(3)
+    ens = PrefilterEnsemble(members=3, channels=[6, 12, 16, 24, 32]).eval()
+    jpegs = _jpegs()
+    with torch.inference_mode():
+        for m in ens.members:
+            m.head.bias.normal_()
+        first = torch.sigmoid(ens.members[0].logit_map(prepare(jpegs, InputSpec(160, 90))).amax(dim=(1, 2))).numpy()
+    gate = float(np.sort(first)[1:3].mean())  # between the 2nd and 3rd lowest: three frames open it
+    full = count_flops(ens, (3, 90, 160))
+    spec = {"arch": "prefilter_ensemble", "arch_kwargs": {"members": 3, "channels": [6, 12, 16, 24, 32], "gate": gate},
+            "input": InputSpec(160, 90).to_dict(), "class_names": ["cup"], "threshold": 0.99}
+    loaded = registry.load("prefilter", registry.register("prefilter", ens, spec))
+    assert loaded.module.gate == gate
+    assert loaded.spec["flops_per_frame"] == full  # the spec's FLOPs are the worst case
+    scores, _, flops = loaded.locate_jpegs(jpegs)
+    opened = first >= gate
+    assert opened.sum() == 3
+    np.testing.assert_allclose(flops, np.where(opened, full, full / 3))
+    assert (scores[~opened] < gate).all()

@@ -62,7 +62,14 @@ def test_fit_and_register_averages_members(tmp_path):
                                prefilter_members=2, prefilter_channels=(6, 12, 16, 24, 32), progress=None)
     pf = reg.load("prefilter", summary["prefilter_version"])
     assert pf.spec["arch"] == "prefilter_ensemble" and pf.localizes
-    assert pf.spec["arch_kwargs"] == {"members": 2, "channels": [6, 12, 16, 24, 32]}
+    kwargs = dict(pf.spec["arch_kwargs"])
+    gate = pf.spec["metrics"]["calib_gate"]
+    assert kwargs.pop("gate", None) == gate["gate"]  # the early exit, when calibration found one
+    assert kwargs == {"members": 2, "channels": [6, 12, 16, 24, 32]}
+    if gate["gate"] is not None:
+        assert 0 < gate["gate"] <= pf.threshold and pf.module.gate == gate["gate"]
+    expected = pf.spec["flops_per_frame"] / 2 * (1 + gate["open_rate"])
+    assert pf.spec["metrics"]["calib_flops_per_frame_expected"] == pytest.approx(expected)
     assert pf.spec["metrics"]["recipe"]["members"] == 2
     assert {h["member"] for h in pf.spec["metrics"]["train_history"]} == {0, 1}
     assert pf.spec["flops_per_frame"] == pytest.approx(2 * 2.69e6, rel=0.02)
