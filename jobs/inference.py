@@ -37,7 +37,7 @@ def prefilter_batches(batches: Iterator, store_uri: str, endpoint_url: str | Non
         out["prefilter_score"] = np.asarray(scores, dtype=np.float64).reshape(-1)
         out["loc_x"] = np.asarray(centers[:, 0], dtype=np.float64) if len(out) else []
         out["loc_y"] = np.asarray(centers[:, 1], dtype=np.float64) if len(out) else []
-        out["prefilter_flops"] = pd.array(np.round(flops), dtype="Int64") if len(out) else pd.array([], dtype="Int64")
+        out["prefilter_flops"] = pd.array(np.round(flops) if len(out) else [], dtype="Int64")
         yield out
 
 

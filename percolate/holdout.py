@@ -155,6 +155,8 @@ def evaluate(settings: Settings, dates: list[str], *, prefilter: str = "producti
 
 def format_result(out: dict) -> str:
     """The figures as aligned text."""
+    from percolate.evaluation import prefilter_max_note
+
     pct = lambda v: "  n/a" if v is None else f"{v:6.1%}"  # noqa: E731
     lines = [f"Held-out evaluation: prefilter {out['models']['prefilter']['version']}, heavy "
              f"{out['models']['heavy']['version']} (rule {out['models']['heavy']['aggregation']})", ""]
@@ -170,8 +172,6 @@ def format_result(out: dict) -> str:
                      f"{pct(f['cascade']['precision']):>11}{pct(f['cascade']['recall']):>11}"
                      f"{r['cpu_s']['total']:>8.0f}{'met' if r['targets']['all_met'] else 'MISSED':>9}")
     p = out["pooled"]
-    from percolate.evaluation import prefilter_max_note
-
     fl = p["flops_per_sampled_frame"]
     lines += ["", "pass rate: sampled frames passing the prefilter; heavy runs: those the heavy model ran on "
                   "(the rest reused its output for an unchanged input in the same call)",
@@ -185,8 +185,7 @@ def format_result(out: dict) -> str:
     if fl.get("cascade"):
         lines.append(f"FLOPs per sampled frame: cascade {fl['cascade'] / 1e6:.1f} M (prefilter "
                      f"{fl['prefilter'] / 1e6:.1f} M{prefilter_max_note(fl)} + heavy on the frames it runs on) "
-                     f"vs heavy alone "
-                     f"{fl['heavy_alone'] / 1e6:.1f} M: {fl['saving']}x less")
+                     f"vs heavy alone {fl['heavy_alone'] / 1e6:.1f} M: {fl['saving']}x less")
     by_bg = p["frame_level"]["prefilter"]["negatives_passed_by_background"]
     if by_bg:
         lines.append("Frames without a cup that pass the prefilter, by background: " + ", ".join(
