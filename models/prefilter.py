@@ -7,6 +7,7 @@ heavy model where to look.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -86,6 +87,13 @@ class PrefilterEnsemble(SeedEnsemble):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.logit_map(x).amax(dim=(1, 2))
+
+
+def gated_flops(full_flops: float, members: int, opened) -> np.ndarray:
+    """FLOPs per frame of an early-exit ensemble whose every member costs `full_flops` in all:
+    the first member's share, plus the others' where the gate opened (`opened`: a bool per
+    frame, or the share of frames that open it)."""
+    return full_flops / members * (1 + (members - 1) * np.asarray(opened, dtype=np.float64))
 
 
 def map_peaks(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -196,8 +196,9 @@ class LoadedModel:
             return np.full(n, np.nan)
         if opened is None:
             return np.full(n, float(full))
-        members = len(self.module.members)
-        return float(full) / members * (1 + (members - 1) * opened.astype(np.float64))
+        from models.prefilter import gated_flops
+
+        return gated_flops(float(full), len(self.module.members), opened)
 
 
 class ModelRegistry:

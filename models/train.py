@@ -26,7 +26,7 @@ from models.heavy import DEFAULT_CROP as HEAVY_CROP
 from models.heavy import DEFAULT_INPUT as HEAVY_INPUT
 from models.heavy import HeavyEnsemble, MobileNetLike
 from models.prefilter import DEFAULT_INPUT as PREFILTER_INPUT
-from models.prefilter import PrefilterCNN, PrefilterEnsemble, map_peaks
+from models.prefilter import PrefilterCNN, PrefilterEnsemble, gated_flops, map_peaks
 from models.preprocess import InputSpec, decode_batch, to_tensor
 
 Progress = Callable[[str], None] | None
@@ -529,7 +529,7 @@ def fit_and_register(train_frames: pd.DataFrame, calib_frames: pd.DataFrame,
             f"recall {pf_cal['recall']:.4f} (lower bound {pf_cal['recall_lower_bound']:.4f}) "
             f"pass rate {pf_cal['pass_rate']:.3f}")
     n_members = len(pf.members) if isinstance(pf, PrefilterEnsemble) else 1
-    pf_flops_expected = pf_flops / n_members * (1 + (n_members - 1) * gate["open_rate"])
+    pf_flops_expected = float(gated_flops(pf_flops, n_members, gate["open_rate"]))
 
     passing = pf_calib >= pf_cal["threshold"]
     true_idx = class_targets(calib_frames["label"], class_names)
