@@ -4,7 +4,7 @@
 
 Generates calls without cups in rooms (static backgrounds, a swaying person), encodes them
 as H.264 and samples them at 1 fps like the nightly run. Every sampled frame is sent to the
-heavy stage (`jobs.inference.heavy_batches`, an untrained ensemble of the production size)
+heavy stage (`percolate.inference.heavy_batches`, an untrained ensemble of the production size)
 with its crop placed at two spots:
 - "background": a corner, where the picture stays the same (a static look-alike);
 - "person": the centre, where the person sways, so inputs change and little is reused.
@@ -26,14 +26,14 @@ import pandas as pd
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from jobs.common import pin_torch_threads  # noqa: E402
-from jobs.inference import heavy_batches  # noqa: E402
+from percolate.inference import heavy_batches  # noqa: E402
 from models.heavy import HeavyEnsemble  # noqa: E402
 from models.preprocess import InputSpec  # noqa: E402
 from models.registry import ModelRegistry  # noqa: E402
-from percolate.config import Settings  # noqa: E402
-from percolate.sampler import sample_video  # noqa: E402
-from percolate.storage import LocalStore  # noqa: E402
-from percolate.synth.generate import encode_call, plan_day  # noqa: E402
+from percolate.core.settings import Settings  # noqa: E402
+from percolate.video.decode import sample_video  # noqa: E402
+from percolate.io.store import LocalStore  # noqa: E402
+from synth.generate import encode_call, plan_day  # noqa: E402
 
 KEEP = ["call_id", "user_id", "frame_index", "ts_ms", "prefilter_score", "loc_x", "loc_y", "decode_mode"]
 SPOTS = {"background": (0.12, 0.25), "person": (0.5, 0.55)}

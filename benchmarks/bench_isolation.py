@@ -20,8 +20,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from bench_sampler import make_video  # noqa: E402
-from percolate.isolation import sample_video_isolated  # noqa: E402
-from percolate.sampler import sample_video  # noqa: E402
+from percolate.video.isolation import sample_video_isolated  # noqa: E402
+from percolate.video.decode import sample_video  # noqa: E402
 
 
 def cpu_seconds() -> float:

@@ -1,4 +1,4 @@
-"""Benchmark percolate.sampler: keyframe-only decode vs full decode.
+"""Benchmark percolate.video.decode: keyframe-only decode vs full decode.
 
     python benchmarks/bench_sampler.py [--seconds 60] [--repeats 3]
 
@@ -20,7 +20,7 @@ import av
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from percolate.sampler import sample_video  # noqa: E402
+from percolate.video.decode import sample_video  # noqa: E402
 
 
 def make_video(path: str, seconds: int, w: int = 640, h: int = 360, rate: int = 30,

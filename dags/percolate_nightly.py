@@ -17,7 +17,8 @@ Processes **exactly the partition of the run's logical date** (`{{ ds }}`):
 1. `check_inputs` - the day's manifest exists, names at least one video, and passes its
    expectation suite.
 2. `resolve_models` - pins the registry aliases (default `production`) to versions, so every
-   stage of this run uses the same models even if an alias moves meanwhile.
+   stage of this run uses the same models even if an alias moves meanwhile; a registry
+   without a `production` model gets the models shipped in `models/shipped/`.
 3. `sample_frames` (Spark) - decodes each stored video in the executors, keeps N frames per
    second of presentation time; each decode runs in a child process with a memory cap and a
    hard time limit (`PERCOLATE_DECODE_*`), and unusable videos get a reason code (the
@@ -65,12 +66,13 @@ def percolate_nightly():
     @task(retries=0)
     def check_inputs(ds=None, run_id=None) -> dict:
         """Fail fast, with a clear message, when the day has nothing (valid) to process."""
-        from percolate.config import Settings
-        from percolate.validation import check, clear_reports, handover
+        from percolate.core.settings import Settings
+        from percolate.handover import check, load
+        from percolate.io.stage import open_stage
 
         settings = Settings.from_env()
-        clear_reports(settings, ds)
-        manifest = handover(settings, "manifest", ds)
+        open_stage(settings).clear_reports(ds)
+        manifest = load(settings, "manifest", ds)
         if manifest.empty:
             raise ValueError(f"the manifest for {ds} names no video")
         check(settings, "manifest", ds, run_id, data=manifest)
@@ -79,19 +81,18 @@ def percolate_nightly():
     @task(retries=0)
     def validate_frames(ds=None, run_id=None) -> None:
         """Sampled frames and per-video outcomes pass their suites."""
-        from percolate.config import Settings
-        from percolate.quarantine import REASON_CODES
-        from percolate.validation import check
+        from percolate.core.settings import Settings
+        from percolate.handover import check
 
         settings = Settings.from_env()
-        check(settings, "video_outcomes", ds, run_id, reason_codes=list(REASON_CODES))
+        check(settings, "video_outcomes", ds, run_id)
         check(settings, "sampled_frames", ds, run_id)
 
     @task(retries=0)
     def validate_scores(ds=None, run_id=None) -> None:
         """Prefilter scores pass their suite."""
-        from percolate.config import Settings
-        from percolate.validation import check
+        from percolate.core.settings import Settings
+        from percolate.handover import check
 
         check(Settings.from_env(), "prefilter_scores", ds, run_id)
 
@@ -99,9 +100,9 @@ def percolate_nightly():
     def validate_predictions(ds=None, run_id=None, ti=None) -> None:
         """Heavy-model predictions pass their suite (labels from the model's own classes)."""
         from models.registry import ModelRegistry
-        from percolate.config import Settings
-        from percolate.storage import open_store
-        from percolate.validation import check
+        from percolate.core.settings import Settings
+        from percolate.io.store import open_store
+        from percolate.handover import check
 
         settings = Settings.from_env()
         version = ti.xcom_pull(task_ids="resolve_models")["heavy"]
@@ -110,15 +111,17 @@ def percolate_nightly():
 
     @task
     def resolve_models(params=None) -> dict:
-        """Pin model aliases to versions for the whole run."""
+        """Pin model aliases to versions for the whole run (the shipped models become
+        `production` in a registry that has none)."""
         from models.registry import ModelRegistry
-        from percolate.config import Settings
-        from percolate.storage import open_store
+        from models.shipped import resolve
+        from percolate.core.settings import Settings
+        from percolate.io.store import open_store
 
         settings = Settings.from_env()
         registry = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url))
-        return {"prefilter": registry.resolve("prefilter", params["prefilter_model"]),
-                "heavy": registry.resolve("heavy", params["heavy_model"])}
+        return {"prefilter": resolve(registry, "prefilter", params["prefilter_model"]),
+                "heavy": resolve(registry, "heavy", params["heavy_model"])}
 
     def spark_job(task_id: str, extra_args: list[str] | None = None, **kwargs) -> SparkSubmitOperator:
         return SparkSubmitOperator(
@@ -147,11 +150,11 @@ def percolate_nightly():
         """Log the funnel, CPU time and estimated cost of the run."""
         import json
 
-        from percolate.config import Settings
+        from percolate.core.layout import run_summary_path
+        from percolate.core.settings import Settings
         from percolate.report import format_funnel
 
-        settings = Settings.from_env()
-        summary = json.loads((settings.reports_dir / f"dt={ds}" / "summary.json").read_text())
+        summary = json.loads(run_summary_path(Settings.from_env().reports_dir, ds).read_text())
         print(format_funnel(summary))
         return summary
 

@@ -1,17 +1,17 @@
 """Expectation suites, as code, for every hand-over between pipeline stages.
 
-Each ``build_*_suite`` function returns a fresh ``gx.ExpectationSuite`` named after the
-hand-over. Every expectation carries ``meta={"severity": "critical" | "warning"}``:
+Each `build_*_suite` function returns a fresh `gx.ExpectationSuite` named after the
+hand-over. Every expectation carries `meta={"severity": "critical" | "warning"}`:
 critical failures stop the run before publish, warnings are only reported.
-Runtime parameters (the model's class list, quarantine reason codes) are function
-arguments, never hard-coded. Great Expectations is imported lazily inside the builders.
+Runtime parameters (the hand-over's columns, the model's class list, the quarantine
+reason codes) are function arguments given by the caller, never defined here: the
+columns come from the one definition of each table (`percolate.core.tables`). Great
+Expectations is imported lazily inside the builders.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Sequence
-
-from percolate.quarantine import REASON_CODES
 
 CRITICAL = "critical"
 WARNING = "warning"
@@ -23,8 +23,6 @@ INT_TYPES = [
 BOOL_TYPES = ["bool", "boolean"]
 DECODE_MODES = ("keyframes", "all")
 VIDEO_STATUSES = ("ok", "quarantined")
-# Reason codes used when a video is quarantined; callers may pass their own set.
-DEFAULT_REASON_CODES = REASON_CODES
 FRAME_KEY = ("call_id", "frame_index")
 PROVENANCE_COLUMNS = (
     "run_id",
@@ -131,12 +129,12 @@ def _score(column: str) -> list:
 # ---- suites ----------------------------------------------------------------------------
 
 
-def build_manifest_suite(*, name: str = "manifest") -> Any:
+def build_manifest_suite(*, columns: Sequence[str], name: str = "manifest") -> Any:
     """Manifest of calls to process: one row per call with its stored video."""
     return _suite(
         name,
         [
-            *_exists(["call_id", "user_id", "video_key", "size_bytes"]),
+            *_exists(columns),
             _rows_at_least(1, WARNING),
             _not_null("call_id"),
             _unique("call_id"),
@@ -151,13 +149,12 @@ def build_manifest_suite(*, name: str = "manifest") -> Any:
     )
 
 
-def build_sampled_frames_suite(*, name: str = "sampled_frames") -> Any:
-    """Sampled frames (pixels dropped, ``jpeg_bytes`` = encoded size)."""
-    cols = ["call_id", "user_id", "frame_index", "ts_ms", "width", "height", "jpeg_bytes"]
+def build_sampled_frames_suite(*, columns: Sequence[str], name: str = "sampled_frames") -> Any:
+    """Sampled frames (pixels dropped, `jpeg_bytes` = encoded size)."""
     return _suite(
         name,
         [
-            *_exists([*cols, "decode_mode"]),
+            *_exists(columns),
             _rows_at_least(1, WARNING),
             *_frame_key_block(),
             _not_null("user_id", WARNING),
@@ -174,7 +171,7 @@ def build_sampled_frames_suite(*, name: str = "sampled_frames") -> Any:
 
 
 def build_video_outcomes_suite(
-    *, reason_codes: Iterable[str] = DEFAULT_REASON_CODES, name: str = "video_outcomes"
+    *, columns: Sequence[str], reason_codes: Iterable[str], name: str = "video_outcomes"
 ) -> Any:
     """Per-video outcome of sampling: ok, or quarantined with a known reason code."""
     from great_expectations.expectations.row_conditions import Column
@@ -183,7 +180,7 @@ def build_video_outcomes_suite(
     return _suite(
         name,
         [
-            *_exists(["call_id", "status", "reason", "duration_s"]),
+            *_exists(columns),
             _not_null("call_id"),
             _unique("call_id"),
             _not_null("status"),
@@ -197,12 +194,12 @@ def build_video_outcomes_suite(
     )
 
 
-def build_prefilter_scores_suite(*, name: str = "prefilter_scores") -> Any:
+def build_prefilter_scores_suite(*, columns: Sequence[str], name: str = "prefilter_scores") -> Any:
     """Prefilter score per sampled frame and whether it passed the threshold."""
     return _suite(
         name,
         [
-            *_exists(["call_id", "user_id", "frame_index", "ts_ms", "prefilter_score", "passed"]),
+            *_exists(columns),
             *_frame_key_block(),
             _not_null("user_id", WARNING),
             *_score("prefilter_score"),
@@ -212,12 +209,9 @@ def build_prefilter_scores_suite(*, name: str = "prefilter_scores") -> Any:
     )
 
 
-def _heavy_block(class_names: list[str]) -> list:
+def _heavy_block(columns: Sequence[str], class_names: list[str]) -> list:
     return [
-        *_exists(
-            ["call_id", "user_id", "frame_index", "ts_ms", "label", "score", "none_score"]
-            + ["is_detection", "reused_from"]
-        ),
+        *_exists(columns),
         *_frame_key_block(),
         _not_null("label"),
         _in_set("label", class_names),
@@ -237,23 +231,22 @@ def _reuses_an_earlier_frame() -> Any:
 
 
 def build_heavy_predictions_suite(
-    *, class_names: Iterable[str] | None = None, name: str = "heavy_predictions"
+    *, columns: Sequence[str], class_names: Iterable[str] | None = None, name: str = "heavy_predictions"
 ) -> Any:
     """Heavy-model prediction per prefilter-passed frame; label must be a model class."""
     classes = _class_list(class_names, name)
-    return _suite(name, [*_heavy_block(classes), _not_null("user_id", WARNING)])
+    return _suite(name, [*_heavy_block(columns, classes), _not_null("user_id", WARNING)])
 
 
 def build_frame_predictions_suite(
-    *, class_names: Iterable[str] | None = None, name: str = "frame_predictions"
+    *, columns: Sequence[str], class_names: Iterable[str] | None = None, name: str = "frame_predictions"
 ) -> Any:
     """Rows about to be published: heavy predictions plus provenance, attributable to a user."""
     classes = _class_list(class_names, name)
     return _suite(
         name,
         [
-            *_heavy_block(classes),
-            *_exists(PROVENANCE_COLUMNS),
+            *_heavy_block(columns, classes),
             _not_null("user_id"),
             *[_not_null(c) for c in PROVENANCE_COLUMNS],
             _between("prefilter_threshold", 0, 1),
@@ -264,16 +257,17 @@ def build_frame_predictions_suite(
 
 def build_user_brand_daily_suite(
     *,
+    columns: Sequence[str],
     class_names: Iterable[str] | None = None,
     key_columns: Sequence[str] = ("user_id", "brand"),
     name: str = "user_brand_daily",
 ) -> Any:
-    """Daily per-user brand aggregate; ``key_columns`` may add e.g. a day column."""
+    """Daily per-user brand aggregate; `key_columns` may add e.g. a day column."""
     classes = _class_list(class_names, name)
     return _suite(
         name,
         [
-            *_exists(["user_id", "brand", "frames", "max_score", *key_columns]),
+            *_exists(list(dict.fromkeys([*columns, *key_columns]))),
             _not_null("user_id"),
             _not_null("brand"),
             _in_set("brand", classes),
@@ -327,7 +321,7 @@ SUITES: dict[str, Callable[..., Any]] = {
 
 
 def build_suite(suite_name: str, **params: Any) -> Any:
-    """Build the registered suite ``suite_name`` with its runtime parameters."""
+    """Build the registered suite `suite_name` with its runtime parameters."""
     try:
         builder = SUITES[suite_name]
     except KeyError:

@@ -3,8 +3,8 @@
 JPEG bytes -> decode (with a fast downscaled JPEG draft) -> optionally a square crop
 around a location (the prefilter's) -> bilinear resize to exactly the model's input
 size -> uint8 NHWC -> normalised float NCHW tensor.
-Training decodes once with `decode_batch` and calls `to_tensor` per batch;
-inference calls `prepare`. Both go through the same functions.
+Training decodes once with `decode_batch` and calls `to_tensor` per batch; inference
+(`models.predictor`) does the same per batch of frames.
 """
 
 from __future__ import annotations
@@ -104,8 +104,3 @@ def to_tensor(batch_uint8: np.ndarray, spec: InputSpec) -> torch.Tensor:
     mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
     std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
     return ((x - mean) / std).contiguous()
-
-
-def prepare(jpegs: list[bytes], spec: InputSpec, centers=None) -> torch.Tensor:
-    """JPEG bytes -> model-ready NCHW tensor (decode [+ crop] + resize + to_tensor)."""
-    return to_tensor(decode_batch(jpegs, spec, centers), spec)

@@ -6,29 +6,29 @@ Layout:
     models/<role>/<version>/model.pt              (bring-your-own TorchScript)
     models/aliases.json   {"prefilter": {"production": "v0001", ...}, "heavy": {...}}
 
-Weights are only ever read with safetensors or torch.jit.load (after checking the
-file really is a TorchScript archive); checkpoints are read with weights_only=True.
-Plain pickles are refused. The registry never changes torch's thread settings.
+The spec records the sha256 of every file of the version (`files`); every load checks
+them. Weights are only ever read with safetensors, or with torch.jit.load after checking
+the file really is a TorchScript archive (which is code: see the README). Plain pickles
+are refused. The registry never changes torch's thread settings.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
 import zipfile
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from models.preprocess import InputSpec, decode_batch, prepare, to_tensor
-from percolate.provenance import code_version
+from models.predictor import Predictor
+from models.preprocess import InputSpec
 
 ROLES = ("prefilter", "heavy")
 BUILTIN_ARCHS = ("prefilter_cnn", "prefilter_ensemble", "mobilenet_like", "mobilenet_ensemble")
@@ -73,132 +73,6 @@ def load_torchscript_bytes(data: bytes) -> torch.jit.ScriptModule:
     if not is_torchscript_archive(data):
         raise ValueError("not a TorchScript archive (plain pickles / checkpoints are refused)")
     return torch.jit.load(io.BytesIO(data), map_location="cpu")
-
-
-def load_checkpoint_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A .pt/.pth state-dict checkpoint, read with torch.load(weights_only=True) only."""
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError for anything but plain tensors/containers
-        raise ValueError(f"refusing checkpoint {path}: {exc}") from exc
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"checkpoint {path} is not a state dict of tensors")
-    return obj
-
-
-@dataclass
-class LoadedModel:
-    """A model ready for inference (eval mode), with its spec."""
-
-    role: str
-    version: str
-    spec: dict
-    module: nn.Module
-    input: InputSpec = field(init=False)
-
-    def __post_init__(self):
-        self.input = InputSpec.from_dict(self.spec["input"])
-        self.module.eval()
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.spec["class_names"])
-
-    @property
-    def threshold(self) -> float:
-        return float(self.spec["threshold"])
-
-    @property
-    def aggregation(self) -> dict | None:
-        return self.spec.get("aggregation")
-
-    def predict_tensor(self, x: torch.Tensor) -> np.ndarray:
-        """Preprocessed NCHW batch -> probabilities (see predict_jpegs)."""
-        with torch.inference_mode():
-            out = self.module(x)
-            if isinstance(out, (tuple, list)):
-                out = out[0]
-            out = out.float()
-            already_probs = self.spec.get("output", "logits") == "probabilities"
-            if self.role == "prefilter":
-                out = out.reshape(out.shape[0], -1)[:, -1]
-                probs = out if already_probs else torch.sigmoid(out)
-            else:
-                probs = out if already_probs else torch.softmax(out, dim=1)
-        return probs.cpu().numpy()
-
-    def decode_inputs(self, jpegs: list[bytes], centers=None) -> np.ndarray:
-        """JPEG bytes -> the model's inputs before normalisation, NxHxWx3 uint8 (cropped
-        around `centers` when the model's input crops)."""
-        return decode_batch(jpegs, self.input, centers)
-
-    def predict_inputs(self, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Inputs from `decode_inputs` -> probabilities (see predict_jpegs)."""
-        width = 1 if self.role == "prefilter" else len(self.class_names) + 1
-        parts = [self.predict_tensor(to_tensor(inputs[i:i + batch_size], self.input))
-                 for i in range(0, len(inputs), batch_size)]
-        if not parts:
-            return np.zeros((0,) if self.role == "prefilter" else (0, width), np.float32)
-        return np.concatenate(parts, axis=0)
-
-    def predict_jpegs(self, jpegs: list[bytes], batch_size: int = 64, centers=None) -> np.ndarray:
-        """Prefilter: (N,) P(positive). Heavy: (N, C+1) softmax, column 0 = none.
-
-        `centers` ((N, 2), x/y in [0, 1]) places the crop of models whose input crops.
-        """
-        parts = [self.predict_inputs(self.decode_inputs(jpegs[i:i + batch_size],
-                                                        None if centers is None else centers[i:i + batch_size]))
-                 for i in range(0, len(jpegs), batch_size)]
-        return np.concatenate(parts, axis=0) if parts else self.predict_inputs(self.decode_inputs([]))
-
-    @property
-    def localizes(self) -> bool:
-        """True when the model gives a location map (built-in prefilters)."""
-        return hasattr(self.module, "logit_map")
-
-    def locate_jpegs(self, jpegs: list[bytes],
-                     batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Prefilter scores (N,), where in the frame they peak ((N, 2), x/y in [0, 1]), and the
-        FLOPs spent on each frame (N,): less than the spec's `flops_per_frame` on frames an
-        early-exit ensemble stops after its first member; NaN when the spec does not know.
-
-        Models without a location map give the frame centre.
-        """
-        if not self.localizes:
-            scores = self.predict_jpegs(jpegs, batch_size)
-            return scores, np.full((len(scores), 2), 0.5, dtype=np.float32), self._frame_flops(None, len(scores))
-        from models.prefilter import map_peaks
-
-        scores, centers, opened = [], [], []
-        gated = hasattr(self.module, "gated_logit_map")
-        with torch.inference_mode():
-            for i in range(0, len(jpegs), batch_size):
-                x = prepare(jpegs[i:i + batch_size], self.input)
-                maps, is_open = self.module.gated_logit_map(x) if gated else (self.module.logit_map(x), None)
-                peak, where = map_peaks(maps)
-                scores.append(torch.sigmoid(peak).numpy())
-                centers.append(where.numpy())
-                if is_open is not None:
-                    opened.append(is_open.numpy())
-        if not scores:
-            return np.zeros(0, np.float32), np.zeros((0, 2), np.float32), np.zeros(0, np.float64)
-        scores = np.concatenate(scores)
-        return scores, np.concatenate(centers), self._frame_flops(np.concatenate(opened) if gated else None,
-                                                                  len(scores))
-
-    def _frame_flops(self, opened: np.ndarray | None, n: int) -> np.ndarray:
-        """FLOPs per frame: the spec's figure, or for an early-exit ensemble its first member's
-        share of it plus the others' on the frames that opened the gate."""
-        full = self.spec.get("flops_per_frame")
-        if full is None:
-            return np.full(n, np.nan)
-        if opened is None:
-            return np.full(n, float(full))
-        from models.prefilter import gated_flops
-
-        return gated_flops(float(full), len(self.module.members), opened)
 
 
 class ModelRegistry:
@@ -272,14 +146,13 @@ class ModelRegistry:
 
     # -- register / load -------------------------------------------------------
     def register(self, role: str, model: nn.Module | None, spec: dict,
-                 torchscript_path: str | Path | None = None,
-                 checkpoint_path: str | Path | None = None) -> str:
-        """Store a model and its spec; returns the new version ("v0001", ...).
+                 torchscript_path: str | Path | None = None) -> str:
+        """Store a model and its spec; returns the new version ("v0001", ...). Sets no alias.
 
-        Built-in: pass `model` (or `checkpoint_path`, a state dict read with
-        weights_only=True) and spec["arch"] in BUILTIN_ARCHS with arch_kwargs.
+        Built-in: pass `model` and spec["arch"] in BUILTIN_ARCHS with arch_kwargs.
         Bring-your-own: pass `torchscript_path` (arch becomes "torchscript").
-        spec needs at least input and class_names; threshold defaults to 0.5.
+        spec needs at least input and class_names; threshold defaults to 0.5; the caller
+        says which code made the model (`code_version`).
         """
         self._check_role(role)
         spec = dict(spec)
@@ -301,10 +174,7 @@ class ModelRegistry:
             if spec.get("arch") not in BUILTIN_ARCHS:
                 raise ValueError(f"arch must be one of {BUILTIN_ARCHS} (or give torchscript_path)")
             if module is None:
-                if checkpoint_path is None:
-                    raise ValueError("give a model, a checkpoint_path or a torchscript_path")
-                module = build_module(spec["arch"], spec.get("arch_kwargs", {}))
-                module.load_state_dict(load_checkpoint_state_dict(checkpoint_path))
+                raise ValueError("give a model or a torchscript_path")
             state = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
             files["weights.safetensors"] = st_save(state)
         spec.setdefault("arch_kwargs", {})
@@ -318,10 +188,30 @@ class ModelRegistry:
         spec.setdefault("flops_per_frame", None)
         spec.setdefault("metrics", {})
         spec.setdefault("training_dates", [])
-        spec.setdefault("code_version", code_version())
+        spec.setdefault("code_version", None)
         spec.setdefault("output", "logits")
         self._smoke_test(role, module, spec)
+        return self._store(role, spec, files)
 
+    def import_version(self, role: str, spec: dict, files: dict[str, bytes]) -> str:
+        """Register a version from a spec and its files as they are (the shipped models).
+
+        The files must match the sha256 the spec records; the model is built from them and
+        smoke-tested before anything is stored. Returns the new version.
+        """
+        self._check_role(role)
+        spec = {k: v for k, v in spec.items() if k not in ("role", "version", "created_at")}
+        recorded = spec.get("files") or {}
+        if set(recorded) != set(files):
+            raise ValueError(f"{role}: files {sorted(files)} do not match the spec's {sorted(recorded)}")
+        for name, data in files.items():
+            if sha256(data) != recorded[name]:
+                raise ValueError(f"{role}: {name} does not match the sha256 in its spec")
+        self._smoke_test(role, self._module(spec, files), spec)
+        return self._store(role, spec, files)
+
+    def _store(self, role: str, spec: dict, files: dict[str, bytes]) -> str:
+        spec = dict(spec, files={name: sha256(data) for name, data in files.items()})
         version = self._next_version(role)
         spec["role"], spec["version"] = role, version
         spec["created_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -335,20 +225,41 @@ class ModelRegistry:
     @staticmethod
     def _smoke_test(role: str, module: nn.Module, spec: dict) -> None:
         """Check the output shape against the role and class names before storing."""
-        lm = LoadedModel(role, "unregistered", spec, module)
+        lm = Predictor(role, "unregistered", spec, module)
         x = torch.zeros(2, 3, lm.input.height, lm.input.width)
         out = lm.predict_tensor(x)
         want = (2,) if role == "prefilter" else (2, len(lm.class_names) + 1)
         if out.shape != want:
             raise ValueError(f"{role} model outputs shape {out.shape}, spec implies {want}")
 
-    def load(self, role: str, alias_or_version: str = "production") -> LoadedModel:
+    def _file(self, role: str, version: str, spec: dict, name: str) -> bytes:
+        """A file of the version, after checking it against the sha256 its spec records."""
+        if name not in (spec.get("files") or {}):
+            raise ValueError(f"{role} {version}: its spec records no sha256 for {name}; register it again")
+        data = self.store.get_bytes(self._key(role, version, name))
+        if sha256(data) != spec["files"][name]:
+            raise ValueError(f"{role} {version}: {name} does not match the sha256 in its spec "
+                             f"(changed after registration?)")
+        return data
+
+    def files(self, role: str, alias_or_version: str) -> tuple[dict, dict[str, bytes]]:
+        """A version's spec and its files, each checked against its sha256."""
         version = self.resolve(role, alias_or_version)
         spec = self.spec(role, version)
+        return spec, {name: self._file(role, version, spec, name) for name in spec.get("files") or {}}
+
+    def load(self, role: str, alias_or_version: str = "production") -> Predictor:
+        spec, files = self.files(role, alias_or_version)
+        return Predictor(role, spec["version"], spec, self._module(spec, files))
+
+    @staticmethod
+    def _module(spec: dict, files: dict[str, bytes]) -> nn.Module:
         if spec["arch"] == "torchscript":
-            module = load_torchscript_bytes(self.store.get_bytes(self._key(role, version, "model.pt")))
-        else:
-            module = build_module(spec["arch"], spec.get("arch_kwargs", {}))
-            state = st_load(self.store.get_bytes(self._key(role, version, "weights.safetensors")))
-            module.load_state_dict(state)
-        return LoadedModel(role, version, spec, module)
+            return load_torchscript_bytes(files["model.pt"])
+        module = build_module(spec["arch"], spec.get("arch_kwargs", {}))
+        module.load_state_dict(st_load(files["weights.safetensors"]))
+        return module
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

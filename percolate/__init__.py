@@ -1,3 +1,8 @@
-"""Percolate: batch prediction over stored video."""
+"""Percolate's runtime library: what the Spark jobs and the DAG run.
 
-__version__ = "0.1.0"
+`core` (settings, layout, table columns, provenance), `io` (object store, stage area,
+warehouse, the Spark session), `video` (safe decoding), `transforms` (DataFrame ->
+DataFrame steps), `inference` (models inside Spark workers), `handover` (validation
+between stages), `report` (a run's summary as text). Nothing here imports `workflows`,
+the CLI or the synthetic generator.
+"""

@@ -6,13 +6,12 @@ import json
 
 
 def funnel_stages(summary: dict) -> list[tuple[str, int]]:
-    passed = int(summary.get("prefilter_passed") or 0)
-    runs = summary.get("heavy_model_runs")  # None in runs from before reuse: the model ran on every passing frame
+    """The funnel of a run summary (a `pipeline_runs` row): each stage and its count."""
     return [
         ("videos", int(summary.get("videos_ok") or 0)),
         ("sampled frames", int(summary.get("sampled_frames") or 0)),
-        ("prefilter passed", passed),
-        ("heavy model runs", passed if runs is None else int(runs)),
+        ("prefilter passed", int(summary.get("prefilter_passed") or 0)),
+        ("heavy model runs", int(summary.get("heavy_model_runs") or 0)),
         ("heavy frames >= thr", int(summary.get("heavy_positives") or 0)),
         ("user-brand detections", int(summary.get("user_brand_detections") or 0)),
     ]

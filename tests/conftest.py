@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from percolate.config import Settings
+from percolate.core.settings import Settings
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
@@ -20,7 +20,7 @@ def spark_home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def spark(spark_home):
     """One local SparkSession (Hive catalog on an embedded Derby in a temp dir), stopped at the end."""
-    from percolate.spark import get_spark
+    from percolate.io.spark import get_spark
 
     settings = Settings(home=spark_home, store_uri=str(spark_home / "store"), database="percolate_test")
     session = get_spark("percolate-tests", settings, master="local[2]")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from percolate.config import Settings
-from percolate.sql import run_queries
+from percolate.core.settings import Settings
+from percolate.core.tables import WAREHOUSE_KEYS
+from workflows.query import run_queries
 
 VOLATILE = {"run_id", "published_at", "started_at", "finished_at"}
-TABLES = (("frame_predictions", "call_id, frame_index"), ("user_brand_daily", "user_id, brand"),
-          ("quarantine", "call_id"), ("pipeline_runs", "run_id"))
+TABLES = tuple((table, ", ".join(key)) for table, key in WAREHOUSE_KEYS.items())
 # measured, not derived from the data: differ between runs by nature
 MEASURED = {"estimated_cost_usd", "cost_per_video_hour_usd", "code_version", "data_docs"}
 
@@ -20,7 +20,7 @@ def register_seeded_models(store) -> None:
     from models.prefilter import PrefilterCNN
     from models.preprocess import InputSpec
     from models.registry import ModelRegistry
-    from percolate.synth import BRAND_NAMES
+    from synth import BRAND_NAMES
 
     torch.manual_seed(0)
     registry = ModelRegistry(store)

@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from percolate.cli import main as cli_main
-from percolate.config import Settings
-from percolate.orchestration import run_nightly
-from percolate.sql import run_queries
-from percolate.storage import LocalStore
+from workflows.cli import main as cli_main
+from percolate.core.settings import Settings
+from workflows.launch import run_nightly
+from workflows.query import run_queries
+from percolate.io.store import LocalStore
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.airflow, pytest.mark.spark]
 DAY = "2026-06-01"
@@ -44,12 +44,11 @@ class TeaClassifier(nn.Module):
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    from percolate.synth import generate_day
+    from synth import generate_day
 
     root = tmp_path_factory.mktemp("byo")
     settings = Settings(home=root / "home", store_uri=str(root / "store"))
-    generate_day(LocalStore(settings.store_uri), DAY, calls=2, seed=5, min_seconds=4, max_seconds=6, workers=1,
-                 progress=False)
+    generate_day(LocalStore(settings.store_uri), DAY, calls=2, seed=5, min_seconds=4, max_seconds=6, workers=1)
     mp = pytest.MonkeyPatch()
     mp.setenv("PERCOLATE_HOME", str(settings.home))
     mp.setenv("PERCOLATE_STORE", settings.store_uri)

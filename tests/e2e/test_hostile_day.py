@@ -31,12 +31,13 @@ from PIL import Image
 from e2e_support import register_seeded_models, snapshots, without_volatile
 from media import (decode_jpeg, make_audio_only, make_claimed_size_mjpeg, make_sparse_long,
                    make_unknown_codec_avi, make_video, reencode, truncate, zero_payload)
-from percolate.config import Settings
-from percolate.layout import stage_path, video_key
-from percolate.manifest import read_manifest, write_manifest
-from percolate.orchestration import run_nightly, spark_submit
+from percolate.core.settings import Settings
+from percolate.core.layout import video_key
+from percolate.io.stage import open_stage
+from percolate.io.manifest import read_manifest, write_manifest
+from workflows.launch import run_nightly, spark_submit
 from percolate.report import format_funnel
-from percolate.storage import LocalStore
+from percolate.io.store import LocalStore
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.airflow, pytest.mark.spark]
 YESTERDAY, TODAY = "2026-05-01", "2026-05-02"
@@ -59,11 +60,11 @@ def _buckets(n_frames: int, rate: int = FPS) -> list[int]:
 
 
 def build_calls(work: Path) -> tuple[dict[str, Call], dict[str, Call]]:
-    from percolate.synth import generate_day, load_truth
+    from synth import generate_day, load_truth
 
     work.mkdir(parents=True)
     synth = LocalStore(work / "synth")
-    generate_day(synth, "2026-04-30", calls=2, seed=21, min_seconds=3, max_seconds=5, workers=1, progress=False)
+    generate_day(synth, "2026-04-30", calls=2, seed=21, min_seconds=3, max_seconds=5, workers=1)
     calls = load_truth(synth, "2026-04-30")["calls"]
     gen = [(synth.path(c["video_key"]), c["user_id"], round(c["duration_s"] * c["fps"])) for c in calls]
 
@@ -190,7 +191,7 @@ def test_bad_files_are_quarantined_and_good_calls_predicted_as_without_them(env)
 
 
 def test_sampled_frames_are_upright(env):
-    path = stage_path(env.settings.stage_dir, "sample_frames", TODAY) + "/frames"
+    path = open_stage(env.settings).uri("sample_frames", TODAY, "frames")
     frames = pq.read_table(path, columns=["call_id", "frame_index", "width", "height", "jpeg"]).to_pylist()
     got = by_call(frames)
     for rows in got.values():
@@ -275,12 +276,12 @@ def write_stage(folder: Path, table: pa.Table) -> None:
 
 def test_seeded_defects_stop_the_publish_and_leave_published_days_untouched(env, tmp_path):
     from expectations import ValidationFailed
-    from percolate.synth import BRAND_NAMES
-    from percolate.validation import check
+    from synth import BRAND_NAMES
+    from percolate.handover import check
 
     settings = env.settings
-    heavy = Path(stage_path(settings.stage_dir, "heavy", TODAY))
-    run_id = json.loads((settings.stage_dir / "metrics" / f"dt={TODAY}" / "heavy.json").read_text())["run_id"]
+    heavy = Path(open_stage(settings).uri("heavy", TODAY))
+    run_id = open_stage(settings).read_metrics("heavy", TODAY)["run_id"]
     clean = pq.read_table(heavy)
     shutil.copytree(heavy, tmp_path / "heavy")
     before = {day: env.exact[day] for day in (YESTERDAY, TODAY)}  # as the fixture's runs published them

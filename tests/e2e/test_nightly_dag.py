@@ -13,11 +13,11 @@ import json
 import pytest
 
 from e2e_support import register_seeded_models, snapshot
-from percolate.cli import main as cli_main
-from percolate.sql import run_query
-from percolate.config import Settings
-from percolate.orchestration import run_nightly
-from percolate.storage import LocalStore
+from workflows.cli import main as cli_main
+from workflows.query import run_query
+from percolate.core.settings import Settings
+from workflows.launch import run_nightly
+from percolate.io.store import LocalStore
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.airflow, pytest.mark.spark]
 DAY, OTHER_DAY = "2026-04-01", "2026-04-02"
@@ -25,13 +25,13 @@ DAY, OTHER_DAY = "2026-04-01", "2026-04-02"
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    from percolate.synth import generate_day
+    from synth import generate_day
 
     root = tmp_path_factory.mktemp("e2e")
     settings = Settings(home=root / "home", store_uri=str(root / "store"))
     store = LocalStore(settings.store_uri)
     for day, seed in ((DAY, 11), (OTHER_DAY, 12)):
-        generate_day(store, day, calls=3, seed=seed, min_seconds=4, max_seconds=7, workers=1, progress=False)
+        generate_day(store, day, calls=3, seed=seed, min_seconds=4, max_seconds=7, workers=1)
     register_seeded_models(store)
     mp = pytest.MonkeyPatch()
     mp.setenv("PERCOLATE_HOME", str(settings.home))

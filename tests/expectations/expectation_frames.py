@@ -1,9 +1,15 @@
-"""Good data frames for every hand-over, sized ``n`` rows, for the expectation tests."""
+"""Good data frames for every hand-over, sized `n` rows, with the columns the pipeline's
+table definitions give them, for the expectation tests."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
+
+from percolate.handover import COLUMNS
+from percolate.core.tables import names
 
 BRANDS = [f"brand_{i}" for i in range(10)]
 REASONS = ["decode_error", "corrupt", "too_long"]
@@ -52,6 +58,11 @@ def video_outcomes(n: int = 100) -> pd.DataFrame:
             "status": np.where(quarantined, "quarantined", "ok"),
             "reason": [REASONS[i % 3] if q else None for i, q in zip(idx, quarantined)],
             "duration_s": (idx % 300).astype(float) + 0.5,
+            "user_id": [f"user-{i // 4:04d}" for i in idx],
+            "video_key": [f"videos/call-{i:05d}.mp4" for i in idx],
+            "message": [("bad file" if q else None) for q in quarantined],
+            "width": 640, "height": 360, "codec": "h264", "decode_mode": "keyframes", "decode_errors": 0,
+            "frames": (idx % 300).astype("int64"), "cpu_s": 0.5,
         }
     )
 
@@ -59,6 +70,7 @@ def video_outcomes(n: int = 100) -> pd.DataFrame:
 def prefilter_scores(n: int = 500) -> pd.DataFrame:
     df = _frames(n)
     df["prefilter_score"] = df.pop("_rng")
+    df["loc_x"], df["loc_y"], df["prefilter_flops"] = 0.5, 0.25, 7_900_000
     df["passed"] = df["prefilter_score"] > 0.5
     return df
 
@@ -66,6 +78,7 @@ def prefilter_scores(n: int = 500) -> pd.DataFrame:
 def heavy_predictions(n: int = 500) -> pd.DataFrame:
     df = _frames(n, seed=1)
     df["score"] = df.pop("_rng")
+    df["prefilter_score"], df["loc_x"], df["loc_y"], df["decode_mode"] = 0.9, 0.5, 0.25, "keyframes"
     df["label"] = [BRANDS[i % len(BRANDS)] for i in range(n)]
     df["none_score"] = 1.0 - df["score"]
     df["is_detection"] = df["score"] > 0.7
@@ -75,19 +88,21 @@ def heavy_predictions(n: int = 500) -> pd.DataFrame:
     return df
 
 
+PROVENANCE = {"run_id": "run-2026-01-01", "prefilter_version": "prefilter-v3", "heavy_version": "heavy-v7",
+              "prefilter_threshold": 0.5, "heavy_threshold": 0.7, "aggregation": '{"min_frames": 2}',
+              "sampler": '{"fps": 1.0}', "heavy_reuse_tolerance": 4.0, "code_version": "abc123",
+              "published_at": dt.datetime(2026, 1, 2, 3, 0)}
+
+
 def frame_predictions(n: int = 500) -> pd.DataFrame:
-    df = heavy_predictions(n)
-    df["run_id"] = "run-2026-01-01"
-    df["prefilter_version"] = "prefilter-v3"
-    df["heavy_version"] = "heavy-v7"
-    df["prefilter_threshold"] = 0.5
-    df["heavy_threshold"] = 0.7
-    return df
+    return heavy_predictions(n).assign(**PROVENANCE)
 
 
 def user_brand_daily(n_users: int = 20) -> pd.DataFrame:
     rows = [
-        {"user_id": f"user-{u:04d}", "brand": b, "frames": 1 + (u + j) % 5, "max_score": 0.8}
+        {"user_id": f"user-{u:04d}", "brand": b, "frames": 1 + (u + j) % 5, "calls": 1, "max_score": 0.8,
+         "mean_score": 0.75, "first_seen_call_id": "c1", "first_seen_ts_ms": 0, "last_seen_call_id": "c1",
+         "last_seen_ts_ms": 1000, "confirmed": True, **PROVENANCE}
         for u in range(n_users)
         for j, b in enumerate(BRANDS[:3])
     ]
@@ -100,13 +115,18 @@ def training_data(n: int = 500) -> pd.DataFrame:
     return df
 
 
+def cols(name: str) -> dict:
+    """The `columns` parameter of suite `name`, as the pipeline gives it."""
+    return {"columns": names(COLUMNS[name])}
+
+
 GOOD = {
-    "manifest": (manifest, {}),
-    "sampled_frames": (sampled_frames, {}),
-    "video_outcomes": (video_outcomes, {"reason_codes": REASONS}),
-    "prefilter_scores": (prefilter_scores, {}),
-    "heavy_predictions": (heavy_predictions, {"class_names": BRANDS}),
-    "frame_predictions": (frame_predictions, {"class_names": BRANDS}),
-    "user_brand_daily": (user_brand_daily, {"class_names": BRANDS}),
+    "manifest": (manifest, cols("manifest")),
+    "sampled_frames": (sampled_frames, cols("sampled_frames")),
+    "video_outcomes": (video_outcomes, {"reason_codes": REASONS, **cols("video_outcomes")}),
+    "prefilter_scores": (prefilter_scores, cols("prefilter_scores")),
+    "heavy_predictions": (heavy_predictions, {"class_names": BRANDS, **cols("heavy_predictions")}),
+    "frame_predictions": (frame_predictions, {"class_names": BRANDS, **cols("frame_predictions")}),
+    "user_brand_daily": (user_brand_daily, {"class_names": BRANDS, **cols("user_brand_daily")}),
     "training_data": (training_data, {"class_names": BRANDS}),
 }

@@ -40,17 +40,27 @@ def test_every_expectation_has_a_severity(name):
 
 @pytest.mark.parametrize("name", ["heavy_predictions", "frame_predictions", "user_brand_daily", "training_data"])
 def test_class_list_is_a_runtime_parameter(name):
+    columns = GOOD[name][1].get("columns")
+    extra = {} if columns is None else {"columns": columns}
     with pytest.raises(ValueError, match="class_names"):
-        build_suite(name)
-    suite = build_suite(name, class_names=["acme", "zeta"])
+        build_suite(name, **extra)
+    suite = build_suite(name, class_names=["acme", "zeta"], **extra)
     value_sets = [e.value_set for e in suite.expectations if hasattr(e, "value_set")]
     assert [sorted(v) for v in value_sets] == [["acme", "zeta"]]
     assert not any(b in str(suite.to_json_dict()) for b in BRANDS)
 
 
 def test_reason_codes_are_a_parameter():
-    suite = build_suite("video_outcomes", reason_codes=["r1", "r2"])
+    suite = build_suite("video_outcomes", reason_codes=["r1", "r2"], columns=["call_id"])
     assert ["r1", "r2"] in [getattr(e, "value_set", None) for e in suite.expectations]
+    with pytest.raises(TypeError, match="reason_codes"):
+        build_suite("video_outcomes", columns=["call_id"])  # no default set: the caller gives its codes
+
+
+def test_columns_come_from_the_caller():
+    suite = build_suite("manifest", columns=["call_id", "extra"])
+    assert [e.column for e in suite.expectations if e.expectation_type == "expect_column_to_exist"] == [
+        "call_id", "extra"]
 
 
 def test_critical_and_warning_split_where_specified():
@@ -61,11 +71,11 @@ def test_critical_and_warning_split_where_specified():
             if e.expectation_type == type_ and getattr(e, "column", None) == column
         ]
 
-    manifest = build_suite("manifest")
+    manifest = build_suite("manifest", **GOOD["manifest"][1])
     assert sev(manifest, "expect_column_values_to_not_be_null", "user_id") == [WARNING]
     assert sev(manifest, "expect_column_values_to_not_be_null", "call_id") == [CRITICAL]
     assert sorted(sev(manifest, "expect_column_values_to_be_between", "size_bytes")) == [CRITICAL, WARNING]
-    published = build_suite("frame_predictions", class_names=BRANDS)
+    published = build_suite("frame_predictions", **GOOD["frame_predictions"][1])
     assert sev(published, "expect_column_values_to_not_be_null", "user_id") == [CRITICAL]
     training = build_suite("training_data", class_names=BRANDS)
     assert sev(training, "expect_column_proportion_of_non_null_values_to_be_between", "label") == [WARNING]

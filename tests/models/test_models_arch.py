@@ -7,7 +7,7 @@ from models.flops import count_flops
 from models.heavy import MobileNetLike
 from models.prefilter import DEFAULT_INPUT as PREFILTER_INPUT
 from models.prefilter import PrefilterCNN
-from models.preprocess import InputSpec, prepare
+from models.preprocess import InputSpec, decode_batch, to_tensor
 
 
 def test_flops_budgets():
@@ -43,7 +43,7 @@ def _overfit(model, x, y, loss_fn, steps=50, lr=1e-2):
 def test_prefilter_overfits_one_batch():
     torch.manual_seed(0)
     df = frames_df(8, ["red"], pos_frac=0.5, seed=1)
-    x = prepare(list(df.jpeg), InputSpec(128, 72))
+    x = to_tensor(decode_batch(list(df.jpeg), InputSpec(128, 72)), InputSpec(128, 72))
     y = torch.tensor(df.label.notna().to_numpy(), dtype=torch.float32)
     assert _overfit(PrefilterCNN(), x, y, nn.BCEWithLogitsLoss()) < 0.05
 
@@ -52,7 +52,7 @@ def test_prefilter_overfits_one_batch():
 def test_heavy_overfits_one_batch():
     torch.manual_seed(0)
     df = frames_df(8, ["red", "blue", "green"], pos_frac=0.75, seed=2)
-    x = prepare(list(df.jpeg), InputSpec(256, 144))
+    x = to_tensor(decode_batch(list(df.jpeg), InputSpec(256, 144)), InputSpec(256, 144))
     lookup = {"red": 1, "blue": 2, "green": 3}
     y = torch.tensor([lookup.get(lab, 0) for lab in df.label])
     assert _overfit(MobileNetLike(3, width_mult=0.35), x, y, nn.CrossEntropyLoss(), lr=3e-3) < 0.1
@@ -60,7 +60,7 @@ def test_heavy_overfits_one_batch():
 
 @pytest.mark.slow
 def test_two_epochs_lower_the_loss():
-    from models.train import train_prefilter
+    from models.fit import train_prefilter
 
     df = frames_df(192, ["red", "blue"], pos_frac=0.3, seed=3)
     _, hist = train_prefilter(df, epochs=2, seed=0, batch_size=32, progress=None)

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.calibration import (apply_aggregation, binomial_lower_bound, choose_aggregation, early_exit_gate,
+from models.thresholds import (apply_aggregation, binomial_lower_bound, choose_aggregation, early_exit_gate,
                                 heavy_threshold_for_precision, prefilter_recall_at, prefilter_threshold_for_recall)
 
 
@@ -105,7 +105,7 @@ def test_choose_aggregation_gives_up_a_little_recall_to_stay_clear_of_near_misse
 
 
 def test_heavy_threshold_falls_back_to_the_most_precise_useful_cut():
-    from models.calibration import heavy_threshold_for_precision
+    from models.thresholds import heavy_threshold_for_precision
 
     rng = np.random.default_rng(3)
     n = 400

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from models.registry import ModelRegistry
-from percolate.cli import main
-from percolate.storage import LocalStore
+from workflows.cli import main
+from percolate.io.store import LocalStore
 
 
 class TinyClassifier(nn.Module):
@@ -46,8 +46,8 @@ def test_register_torchscript_with_flags_then_alias(env, capsys):
     loaded = registry.load("heavy", "challenger")
     assert loaded.class_names == ["green tea", "black tea", "chai"]
     assert loaded.spec["arch"] == "torchscript"
-    assert loaded.threshold == 0.7
-    assert loaded.aggregation == {"min_frames": 2, "min_score": 0.7}
+    assert loaded.spec["threshold"] == 0.7
+    assert loaded.spec["aggregation"] == {"min_frames": 2, "min_score": 0.7}
     assert (loaded.input.width, loaded.input.height, loaded.input.mean) == (64, 48, (0.5, 0.5, 0.5))
     assert main(["models", "alias", "--role", "heavy", "--alias", "production", "--version", "challenger"]) == 0
     assert registry.resolve("heavy", "production") == "v0001"

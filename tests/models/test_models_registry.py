@@ -1,3 +1,4 @@
+import hashlib
 import pickle
 import zipfile
 
@@ -11,7 +12,7 @@ from models.heavy import MobileNetLike
 from models.prefilter import PrefilterCNN
 from models.preprocess import InputSpec
 from models.registry import ModelRegistry
-from percolate.storage import LocalStore
+from percolate.io.store import LocalStore
 
 BRANDS = ["alpha", "beta", "gamma"]
 
@@ -25,6 +26,14 @@ def _heavy_spec(**extra):
     return {"arch": "mobilenet_like", "arch_kwargs": {"num_classes": 3, "width_mult": 0.35},
             "input": InputSpec(256, 144).to_dict(), "class_names": BRANDS, "threshold": 0.9,
             "aggregation": {"min_frames": 2, "min_score": 0.9}, **extra}
+
+
+def predict(model, jpegs):
+    return model.predict_inputs(model.decode_inputs(jpegs))
+
+
+def locate(model, jpegs):
+    return model.locate_inputs(model.decode_inputs(jpegs))
 
 
 @pytest.fixture
@@ -59,16 +68,16 @@ def test_round_trip_aliases_and_identical_predictions(registry):
     lp = registry.load("prefilter")
     lh = registry.load("heavy", "production")
     assert torch.get_num_threads() == threads
-    assert (lp.role, lp.version, lp.threshold, lp.class_names) == ("prefilter", "v0001", 0.2, ["cup"])
+    assert (lp.role, lp.version, lp.spec["threshold"], lp.class_names) == ("prefilter", "v0001", 0.2, ["cup"])
     assert lh.class_names == BRANDS and lh.input == InputSpec(256, 144)
     assert not lp.module.training and not lh.module.training
 
-    from models.preprocess import prepare
+    from models.preprocess import decode_batch, to_tensor
     with torch.inference_mode():
-        want_p = torch.sigmoid(pf(prepare(jpegs, lp.input))).numpy()
-        want_h = torch.softmax(hv(prepare(jpegs, lh.input)), 1).numpy()
-    got_p = lp.predict_jpegs(jpegs, batch_size=2)
-    got_h = lh.predict_jpegs(jpegs)
+        want_p = torch.sigmoid(pf(to_tensor(decode_batch(jpegs, lp.input), lp.input))).numpy()
+        want_h = torch.softmax(hv(to_tensor(decode_batch(jpegs, lh.input), lh.input)), 1).numpy()
+    got_p = predict(lp, jpegs)
+    got_h = predict(lh, jpegs)
     assert got_p.shape == (5,) and got_h.shape == (5, 4)
     np.testing.assert_array_equal(got_p, want_p)
     np.testing.assert_allclose(got_h, want_h, rtol=0, atol=1e-6)
@@ -111,7 +120,7 @@ def test_torchscript_bring_your_own(registry, tmp_path):
     loaded = registry.load("heavy")
     assert loaded.spec["arch"] == "torchscript" and loaded.class_names == ["cat", "dog"]
     assert registry.store.exists(f"models/heavy/{version}/model.pt")
-    out = loaded.predict_jpegs(_jpegs(4))
+    out = predict(loaded, _jpegs(4))
     assert out.shape == (4, 3)
     np.testing.assert_allclose(out.sum(1), 1, atol=1e-5)
 
@@ -137,10 +146,6 @@ def test_malicious_pickles_are_refused_and_never_run(registry, tmp_path):
     for path in (plain, zipped):
         with pytest.raises(ValueError):
             registry.register("prefilter", None, spec, torchscript_path=path)
-    builtin = {**spec, "arch": "prefilter_cnn", "arch_kwargs": {}}
-    for path in (plain, zipped):
-        with pytest.raises(ValueError):
-            registry.register("prefilter", None, builtin, checkpoint_path=path)
     assert not marker.exists()
     assert registry.versions("prefilter") == []
 
@@ -157,22 +162,23 @@ def test_tampered_store_file_is_refused_at_load(registry, tmp_path):
     assert not marker.exists()
 
 
-def test_safe_checkpoint_is_accepted(registry, tmp_path):
+def test_a_changed_weights_file_is_refused_at_every_load(registry):
     torch.manual_seed(0)
-    pf = PrefilterCNN().eval()
-    path = tmp_path / "pf.pth"
-    torch.save(pf.state_dict(), str(path))
-    spec = {"arch": "prefilter_cnn", "arch_kwargs": {}, "input": InputSpec(128, 72).to_dict(),
-            "class_names": ["cup"]}
-    version = registry.register("prefilter", None, spec, checkpoint_path=path)
-    loaded = registry.load("prefilter", version)
-    for k, v in pf.state_dict().items():
-        assert torch.equal(loaded.module.state_dict()[k], v)
+    spec = {"arch": "prefilter_cnn", "input": InputSpec(128, 72).to_dict(), "class_names": ["cup"]}
+    version = registry.register("prefilter", PrefilterCNN().eval(), spec)
+    stored = registry.spec("prefilter", version)
+    key = f"models/prefilter/{version}/weights.safetensors"
+    data = registry.store.get_bytes(key)
+    assert stored["files"] == {"weights.safetensors": hashlib.sha256(data).hexdigest()}
+    registry.load("prefilter", version)
+    registry.store.put_bytes(key, data[:-1] + bytes([data[-1] ^ 1]))  # one bit flipped
+    with pytest.raises(ValueError, match="does not match the sha256"):
+        registry.load("prefilter", version)
 
 
 def test_heavy_ensemble_round_trip(registry):
     from models.heavy import HeavyEnsemble
-    from models.preprocess import prepare
+    from models.preprocess import decode_batch, to_tensor
 
     torch.manual_seed(1)
     kwargs = {"members": 2, "num_classes": 3, "width_mult": 0.35}
@@ -181,8 +187,8 @@ def test_heavy_ensemble_round_trip(registry):
     loaded = registry.load("heavy", version)
     jpegs = _jpegs()
     with torch.inference_mode():
-        want = torch.softmax(ens(prepare(jpegs, loaded.input)), 1).numpy()
-    got = loaded.predict_jpegs(jpegs)
+        want = torch.softmax(ens(to_tensor(decode_batch(jpegs, loaded.input), loaded.input)), 1).numpy()
+    got = predict(loaded, jpegs)
     assert got.shape == (5, 4)
     np.testing.assert_allclose(got, want, atol=1e-5)
     np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
@@ -190,7 +196,7 @@ def test_heavy_ensemble_round_trip(registry):
 
 def test_prefilter_ensemble_round_trip(registry):
     from models.prefilter import PrefilterEnsemble, map_peaks
-    from models.preprocess import prepare
+    from models.preprocess import decode_batch, to_tensor
 
     torch.manual_seed(2)
     kwargs = {"members": 3, "channels": [6, 12, 16, 24, 32]}
@@ -198,21 +204,21 @@ def test_prefilter_ensemble_round_trip(registry):
     spec = {"arch": "prefilter_ensemble", "arch_kwargs": kwargs, "input": InputSpec(160, 90).to_dict(),
             "class_names": ["cup"], "threshold": 0.4}
     loaded = registry.load("prefilter", registry.register("prefilter", ens, spec))
-    assert loaded.localizes and loaded.threshold == 0.4
+    assert loaded.localizes and loaded.spec["threshold"] == 0.4
     jpegs = _jpegs()
     with torch.inference_mode():
-        peak, where = map_peaks(ens.logit_map(prepare(jpegs, loaded.input)))
-    scores, centers, flops = loaded.locate_jpegs(jpegs)
+        peak, where = map_peaks(ens.logit_map(to_tensor(decode_batch(jpegs, loaded.input), loaded.input)))
+    scores, centers, flops = locate(loaded, jpegs)
     np.testing.assert_allclose(scores, torch.sigmoid(peak).numpy(), atol=1e-5)
     np.testing.assert_allclose(centers, where.numpy())
-    np.testing.assert_allclose(loaded.predict_jpegs(jpegs), scores, atol=1e-5)
+    np.testing.assert_allclose(predict(loaded, jpegs), scores, atol=1e-5)
     np.testing.assert_allclose(flops, loaded.spec["flops_per_frame"])  # no gate: every member on every frame
 
 
 def test_gated_prefilter_ensemble_round_trip_and_frame_flops(registry):
     from models.flops import count_flops
     from models.prefilter import PrefilterEnsemble
-    from models.preprocess import prepare
+    from models.preprocess import decode_batch, to_tensor
 
     torch.manual_seed(3)
     ens = PrefilterEnsemble(members=3, channels=[6, 12, 16, 24, 32]).eval()
@@ -220,7 +226,8 @@ def test_gated_prefilter_ensemble_round_trip_and_frame_flops(registry):
     with torch.inference_mode():
         for m in ens.members:
             m.head.bias.normal_()
-        first = torch.sigmoid(ens.members[0].logit_map(prepare(jpegs, InputSpec(160, 90))).amax(dim=(1, 2))).numpy()
+        x = to_tensor(decode_batch(jpegs, InputSpec(160, 90)), InputSpec(160, 90))
+        first = torch.sigmoid(ens.members[0].logit_map(x).amax(dim=(1, 2))).numpy()
     gate = float(np.sort(first)[1:3].mean())  # between the 2nd and 3rd lowest: three frames open it
     full = count_flops(ens, (3, 90, 160))
     spec = {"arch": "prefilter_ensemble", "arch_kwargs": {"members": 3, "channels": [6, 12, 16, 24, 32], "gate": gate},
@@ -228,7 +235,7 @@ def test_gated_prefilter_ensemble_round_trip_and_frame_flops(registry):
     loaded = registry.load("prefilter", registry.register("prefilter", ens, spec))
     assert loaded.module.gate == gate
     assert loaded.spec["flops_per_frame"] == full  # the spec's FLOPs are the worst case
-    scores, _, flops = loaded.locate_jpegs(jpegs)
+    scores, _, flops = locate(loaded, jpegs)
     opened = first >= gate
     assert opened.sum() == 3
     np.testing.assert_allclose(flops, np.where(opened, full, full / 3))

@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from jobs.inference import heavy_batches
+from percolate.inference import heavy_batches
 from models.heavy import MobileNetLike
 from models.preprocess import InputSpec
 from models.registry import ModelRegistry
 from models.reuse import InputReuse, block_difference
-from percolate.storage import LocalStore
+from percolate.io.store import LocalStore
 
 KEEP = ["call_id", "user_id", "frame_index", "ts_ms", "prefilter_score", "loc_x", "loc_y", "decode_mode"]
 

@@ -8,9 +8,9 @@ import io
 import av
 import pytest
 
-from percolate.layout import manifest_key, truth_key
-from percolate.storage import LocalStore
-from percolate.synth import generate_day, load_truth, plan_day
+from percolate.core.layout import manifest_key, truth_key
+from percolate.io.store import LocalStore
+from synth import generate_day, load_truth, plan_day
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ DATE = "2026-02-14"
 @pytest.fixture(scope="module")
 def day(tmp_path_factory):
     store = LocalStore(tmp_path_factory.mktemp("synth-store"))
-    summary = generate_day(store, DATE, calls=4, seed=21, min_seconds=2, max_seconds=4, workers=2, progress=False)
+    summary = generate_day(store, DATE, calls=4, seed=21, min_seconds=2, max_seconds=4, workers=2)
     return store, summary
 
 

@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from percolate.layout import video_key
-from percolate.storage import LocalStore
-from percolate.synth import BRAND_NAMES, frame_labels, label_at, load_truth, plan_day
-from percolate.synth.backgrounds import background_names
-from percolate.synth.generate import MAX_EPISODE_S
+from percolate.core.layout import video_key
+from percolate.io.store import LocalStore
+from synth import BRAND_NAMES, label_at, load_truth, plan_day
+from synth.backgrounds import background_names
+from synth.generate import MAX_EPISODE_S
 
 DATE = "2026-03-05"
 
@@ -114,22 +114,15 @@ def test_label_at_boundaries():
     assert label_at(overlap, 1.5) == "B"  # the longer episode, then the first listed
 
 
-def test_frame_labels_and_load_truth(tmp_path):
+def test_load_truth(tmp_path):
     import json
 
-    from percolate.layout import truth_key
+    from percolate.core.layout import truth_key
 
     truth = plan_day(DATE, 30, seed=4, min_seconds=10, max_seconds=30)
     store = LocalStore(tmp_path)
     store.put_bytes(truth_key(DATE), json.dumps(truth).encode())
     loaded = load_truth(store, DATE)
     assert loaded == truth
-    label = frame_labels(loaded)
-    call = next(c for c in truth["calls"] if c["cups"])
-    e = call["cups"][0]
-    assert label(call["call_id"], (e["start_s"] + e["end_s"]) / 2) == e["brand"]
-    assert label(call["call_id"], 0.0) is None
-    with pytest.raises(KeyError):
-        label("nope", 1.0)
     with pytest.raises(FileNotFoundError):
         load_truth(store, "2026-03-06")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from percolate.synth import sprites
-from percolate.synth.backgrounds import Background
-from percolate.synth.brands import BRAND_COLOURS, BRANDS, DISTRACTOR_KINDS
-from percolate.synth.scene import MIN_VISIBLE, SLIDE, _visible_fraction, build_episode, frame_range, render_call
+from synth import sprites
+from synth.backgrounds import Background
+from synth.brands import BRAND_COLOURS, BRANDS, DISTRACTOR_KINDS
+from synth.scene import MIN_VISIBLE, SLIDE, _visible_fraction, build_episode, frame_range, render_call
 
 
 def test_brands_are_confusable_in_pairs_but_distinct():
@@ -77,7 +77,7 @@ def test_background_frames_and_colours():
 
 
 def test_object_boxes_bound_the_pixels_the_object_changes():
-    from percolate.synth.scene import object_boxes
+    from synth.scene import object_boxes
 
     cup = {"brand": "Orbit Coffee", "start_s": (40 - 0.5) / 30, "end_s": (90 - 0.5) / 30}
     mug = {"kind": "plain_mug", "start_s": (30 - 0.5) / 30, "end_s": (100 - 0.5) / 30}

@@ -1,0 +1,133 @@
+"""Typed settings read from the environment; nothing happens at import."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+DEFAULT_DATABASE = "percolate"
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """How frames are taken from a video: `fps` frames per second of presentation time.
+
+    The decode limits apply to every (untrusted) video; a video over a limit is quarantined.
+    """
+
+    fps: float = 1.0
+    max_side: int = 640  # sampled frames are stored with their long side at most this
+    jpeg_quality: int = 90
+    time_limit_s: float = 300.0  # wall clock per video; a hung decode is killed after it
+    memory_limit_mb: int = 2048  # address space one video's decode may add (isolated decode)
+    max_pixels: int = 4096 * 2304  # per frame
+    max_duration_s: float = 4 * 3600.0
+    isolated: bool = True  # decode each video in a forked child with hard limits
+
+    def decode_limits(self) -> dict:
+        """The limits as keyword arguments of `percolate.video.DecodeLimits`."""
+        return {"time_limit_s": self.time_limit_s, "max_memory_bytes": self.memory_limit_mb * 1024 * 1024,
+                "max_pixels": self.max_pixels, "max_duration_s": self.max_duration_s}
+
+    def provenance(self, decode_modes: list[str]) -> dict:
+        """What every prediction row records of the sampler (the `sampler` column)."""
+        return {"fps": self.fps, "max_side": self.max_side, "jpeg_quality": self.jpeg_quality,
+                "limits": {"time_limit_s": self.time_limit_s, "memory_limit_mb": self.memory_limit_mb,
+                           "max_pixels": self.max_pixels, "max_duration_s": self.max_duration_s,
+                           "isolated": self.isolated},
+                "decode_modes": sorted(decode_modes)}
+
+
+def _flag(value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a yes/no value: {value!r}")
+
+
+def sampler_from_env(env: Mapping[str, str]) -> SamplerSettings:
+    d = SamplerSettings()
+    return SamplerSettings(
+        fps=float(env.get("PERCOLATE_SAMPLE_FPS", d.fps)),
+        time_limit_s=float(env.get("PERCOLATE_DECODE_TIME_LIMIT_S", d.time_limit_s)),
+        memory_limit_mb=int(env.get("PERCOLATE_DECODE_MEMORY_MB", d.memory_limit_mb)),
+        max_pixels=int(env.get("PERCOLATE_DECODE_MAX_PIXELS", d.max_pixels)),
+        max_duration_s=float(env.get("PERCOLATE_DECODE_MAX_DURATION_S", d.max_duration_s)),
+        isolated=_flag(env.get("PERCOLATE_DECODE_ISOLATED", "1")),
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where everything lives and how it is computed.
+
+    `home` holds local state (Airflow metadata, Spark warehouse, Derby metastore, logs,
+    reports). `store_uri` is the object store: a local directory or `s3://bucket/prefix`;
+    `stage_uri` the stage area between Spark jobs (default `home/stage`).
+    """
+
+    home: Path
+    store_uri: str
+    stage_uri: str = ""
+    database: str = DEFAULT_DATABASE
+    spark_master: str = "local[*]"
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    cost_per_core_hour: float = 0.048  # USD per vCPU-hour, on-demand compute-optimised class
+    s3_endpoint_url: str | None = None
+    # grey levels under which the heavy model's input counts as unchanged within a call (models.reuse)
+    heavy_reuse_tolerance: float = 4.0
+
+    def __post_init__(self):
+        if not self.stage_uri:
+            object.__setattr__(self, "stage_uri", str(self.home / "stage"))
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.home / "warehouse"
+
+    @property
+    def metastore_dir(self) -> Path:
+        return self.home / "metastore"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def gx_dir(self) -> Path:
+        """Great Expectations' project (data docs under uncommitted/data_docs)."""
+        return self.home / "gx"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        home = Path(env.get("PERCOLATE_HOME", Path.cwd() / "var")).resolve()
+        store = env.get("PERCOLATE_STORE", str(home / "store"))
+        if "://" not in store:
+            store = str(Path(store).resolve())
+        stage = env.get("PERCOLATE_STAGE", str(home / "stage"))
+        if "://" not in stage:
+            stage = str(Path(stage).resolve())
+        return cls(
+            home=home,
+            store_uri=store,
+            stage_uri=stage,
+            database=env.get("PERCOLATE_DATABASE", DEFAULT_DATABASE),
+            spark_master=env.get("PERCOLATE_SPARK_MASTER", "local[*]"),
+            sampler=sampler_from_env(env),
+            cost_per_core_hour=float(env.get("PERCOLATE_COST_PER_CORE_HOUR", "0.048")),
+            s3_endpoint_url=env.get("PERCOLATE_S3_ENDPOINT_URL") or None,
+            heavy_reuse_tolerance=float(env.get("PERCOLATE_HEAVY_REUSE_TOLERANCE", cls.heavy_reuse_tolerance)),
+        )

@@ -1,0 +1,120 @@
+"""Publish transforms and per-date partition replacement, on the shared local session."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pyspark.sql import Row, functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from percolate.core.tables import WAREHOUSE, names
+from percolate.io.warehouse import HiveWarehouse
+from percolate.transforms.publishing import (build_frame_predictions, build_quarantine, build_run_row,
+                                             build_user_brand_daily)
+
+pytestmark = pytest.mark.spark
+
+NOW = dt.datetime(2026, 11, 21, 3, 0, 0)
+PROVENANCE = {"run_id": "r1", "prefilter_version": "v0001", "heavy_version": "v0002",
+              "prefilter_threshold": 0.2, "heavy_threshold": 0.6,
+              "aggregation": '{"min_frames": 2, "min_score": 0.8}', "sampler": '{"fps": 1.0}',
+              "heavy_reuse_tolerance": 4.0, "code_version": "abc123", "published_at": NOW}
+
+
+def predictions(spark, rows):
+    cols = ["call_id", "user_id", "frame_index", "ts_ms", "prefilter_score", "decode_mode", "label",
+            "score", "none_score", "is_detection"]
+    df = spark.createDataFrame([dict(zip(cols, r)) for r in rows],
+                               "call_id string, user_id string, frame_index int, ts_ms long, "
+                               "prefilter_score double, decode_mode string, label string, score double, "
+                               "none_score double, is_detection boolean")
+    return (df.withColumn("loc_x", F.lit(0.5)).withColumn("loc_y", F.lit(0.5))
+            .withColumn("reused_from", F.lit(None).cast("int")))
+
+
+def test_user_brand_daily_applies_the_user_day_rule(spark):
+    preds = predictions(spark, [
+        ("c1", "u1", 3, 3000, 0.9, "keyframes", "Brewhaus", 0.95, 0.01, True),
+        ("c1", "u1", 4, 4000, 0.9, "keyframes", "Brewhaus", 0.85, 0.02, True),
+        ("c2", "u1", 1, 1000, 0.9, "keyframes", "Brewhaus", 0.82, 0.10, True),
+        ("c2", "u1", 2, 2000, 0.9, "keyframes", "Brewhaus", 0.70, 0.20, True),   # below min_score
+        ("c2", "u1", 5, 5000, 0.9, "keyframes", "Moonbean", 0.90, 0.05, True),   # one frame only
+        ("c3", "u2", 0, 0, 0.5, "keyframes", "Moonbean", 0.40, 0.55, False),     # below min_score
+        ("c4", None, 0, 0, 0.5, "keyframes", "Moonbean", 0.99, 0.00, True),      # no user: not attributed
+    ])
+    daily = build_user_brand_daily(build_frame_predictions(preds, PROVENANCE), min_frames=2, min_score=0.8)
+    got = daily.select("user_id", "brand", "frames", "calls", "max_score", "first_seen_call_id",
+                       "first_seen_ts_ms", "last_seen_call_id", "last_seen_ts_ms", "confirmed", "run_id")
+    expected = spark.createDataFrame([
+        Row(user_id="u1", brand="Brewhaus", frames=3, calls=2, max_score=0.95, first_seen_call_id="c1",
+            first_seen_ts_ms=3000, last_seen_call_id="c2", last_seen_ts_ms=1000, confirmed=True, run_id="r1"),
+        Row(user_id="u1", brand="Moonbean", frames=1, calls=1, max_score=0.90, first_seen_call_id="c2",
+            first_seen_ts_ms=5000, last_seen_call_id="c2", last_seen_ts_ms=5000, confirmed=False, run_id="r1"),
+    ], got.schema)
+    assertDataFrameEqual(got, expected)
+
+
+def test_frame_predictions_carry_provenance(spark):
+    preds = predictions(spark, [("c1", "u1", 3, 3000, 0.9, "keyframes", "Brewhaus", 0.95, 0.01, True)])
+    row = build_frame_predictions(preds, PROVENANCE).first().asDict()
+    for key, value in PROVENANCE.items():
+        assert row[key] == value
+    assert set(names(WAREHOUSE["frame_predictions"])) <= set(row)
+
+
+def test_quarantine_keeps_only_rejected_videos(spark):
+    outcomes = spark.createDataFrame([
+        ("c1", "u1", "videos/dt=2026-01-01/c1.mp4", "ok", None, None),
+        ("c2", "u2", "videos/dt=2026-01-01/c2.mp4", "quarantined", "empty_file", "0 bytes"),
+    ], "call_id string, user_id string, video_key string, status string, reason string, message string")
+    rows = build_quarantine(outcomes, "r1", NOW).collect()
+    assert [(r.call_id, r.reason, r.run_id) for r in rows] == [("c2", "empty_file", "r1")]
+
+
+def test_run_row_sums_cpu_and_prices_it():
+    metrics = {
+        "sample_frames": {"cpu_s": 30.0, "videos": 10, "videos_ok": 9, "video_seconds": 3600.0,
+                          "sampled_frames": 3600, "decode_modes": ["keyframes"]},
+        "prefilter": {"cpu_s": 6.0, "frames_passed": 300},
+        "heavy": {"cpu_s": 12.0, "positives": 40, "model_runs": 250, "reused": 50, "reuse_tolerance": 4.0},
+        "publish": {"cpu_s": 12.0},
+    }
+    row = build_run_row(metrics=metrics, counts={"user_brand_rows": 5, "user_brand_detections": 3},
+                        provenance=PROVENANCE, cost_per_core_hour=0.06, started_at=NOW,
+                        warnings=["1 videos quarantined"])
+    assert row["cpu_s_total"] == 60.0
+    assert row["estimated_cost_usd"] == pytest.approx(60 / 3600 * 0.06)
+    assert row["cost_per_video_hour_usd"] == pytest.approx(60 / 3600 * 0.06)
+    assert row["videos_quarantined"] == 1
+    assert row["heavy_model_runs"] == 250 and row["heavy_reuse_tolerance"] == 4.0
+    assert set(row) == set(names(WAREHOUSE["pipeline_runs"]))
+    assert row["finished_at"] == NOW and row["code_version"] == "abc123"
+
+
+def test_replace_partition_replaces_only_that_date(spark):
+    warehouse = HiveWarehouse(spark, "percolate_test")
+    warehouse.ensure_tables()
+    outcomes = lambda ids: spark.createDataFrame(  # noqa: E731
+        [(i, "u", f"k/{i}", "empty_file", "m", "r", NOW) for i in ids],
+        "call_id string, user_id string, video_key string, reason string, message string, run_id string, "
+        "published_at timestamp")
+    warehouse.replace_partition("quarantine", outcomes(["a", "b"]), "2026-01-01")
+    warehouse.replace_partition("quarantine", outcomes(["c"]), "2026-01-02")
+    warehouse.replace_partition("quarantine", outcomes(["a", "b"]), "2026-01-01")  # rerun: no duplicates
+    q = lambda d: sorted(r.call_id for r in spark.sql(  # noqa: E731
+        f"SELECT call_id FROM percolate_test.quarantine WHERE dt = '{d}'").collect())
+    assert q("2026-01-01") == ["a", "b"]
+    assert q("2026-01-02") == ["c"]
+    warehouse.replace_partition("quarantine", outcomes([]), "2026-01-01")  # empty data empties the date
+    assert q("2026-01-01") == []
+    assert q("2026-01-02") == ["c"]
+
+
+def test_a_table_from_another_version_is_refused_with_a_clear_error(spark):
+    db = "percolate_old_test"
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {db}")
+    spark.sql(f"CREATE TABLE {db}.quarantine (call_id string, user_id string, video_key string, reason string, "
+              f"message string, dt string) USING parquet PARTITIONED BY (dt)")
+    with pytest.raises(RuntimeError, match="made by another version"):
+        HiveWarehouse(spark, db).ensure_tables()

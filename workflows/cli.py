@@ -1,0 +1,383 @@
+"""The `percolate` command line. Figures go to stdout (one JSON document with --json);
+progress and logs go to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from percolate.core.layout import check_date
+from percolate.core.settings import Settings
+from workflows.training import TrainingPlan
+
+DEMO_DATE = "2026-11-20"
+DEMO_SECONDS = (20.0, 90.0)  # the demo day's call lengths
+
+
+def emit(args: argparse.Namespace, payload: dict, text: str) -> None:
+    if args.json:
+        print(json.dumps(payload, default=str, sort_keys=True))
+    else:
+        print(text)
+
+
+def cmd_generate_day(args: argparse.Namespace, settings: Settings) -> int:
+    from percolate.io.store import open_store
+    from synth import generate_day
+    from workflows.progress import generation_bar
+
+    with generation_bar(args.date, args.calls) as progress:
+        summary = generate_day(open_store(settings.store_uri, settings.s3_endpoint_url), args.date,
+                               calls=args.calls, seed=args.seed, backgrounds=args.backgrounds,
+                               min_seconds=args.min_seconds, max_seconds=args.max_seconds, progress=progress)
+    emit(args, summary, "\n".join(f"{k}: {v}" for k, v in summary.items()))
+    return 0
+
+
+def _call_id_for(path: Path, taken: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9_-]+", "-", path.stem).strip("-") or "call"
+    call_id, n = base, 1
+    while call_id in taken:
+        n += 1
+        call_id = f"{base}-{n}"
+    taken.add(call_id)
+    return call_id
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    import csv
+
+    from percolate.core.layout import video_key
+    from percolate.io.manifest import read_manifest, write_manifest
+    from percolate.io.store import open_store
+
+    with open(args.users, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not {"file", "user_id"} <= set(reader.fieldnames or []):
+            raise SystemExit(f"{args.users}: want columns file,user_id; has {reader.fieldnames}")
+        users = {row["file"].strip(): row["user_id"].strip() for row in reader}
+    files = [Path(f) for f in args.files]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise SystemExit(f"no such file: {', '.join(missing)}")
+
+    def user_of(path: Path) -> str | None:
+        return users.get(str(path)) or users.get(path.name) or users.get(str(path.resolve()))
+
+    unknown = [str(f) for f in files if not user_of(f)]
+    if unknown:
+        raise SystemExit(f"{args.users} gives no user_id for: {', '.join(unknown)}")
+    store = open_store(settings.store_uri, settings.s3_endpoint_url)
+    try:
+        existing = {r["call_id"]: r for r in read_manifest(store, args.date)}
+    except ValueError:
+        existing = {}
+    taken, ingested = set(existing), []
+    for path in files:
+        call_id = _call_id_for(path, taken)
+        key = video_key(args.date, call_id, path.suffix or ".mp4")
+        store.put_file(key, path)
+        row = {"call_id": call_id, "user_id": user_of(path), "video_key": key, "size_bytes": path.stat().st_size}
+        existing[call_id] = row
+        ingested.append(dict(row, file=str(path)))
+    write_manifest(store, args.date, list(existing.values()))
+    emit(args, {"date": args.date, "ingested": ingested, "manifest_calls": len(existing)},
+         "\n".join(f"{r['file']} -> {r['video_key']} (user {r['user_id']})" for r in ingested)
+         + f"\n{len(ingested)} files ingested; the manifest for {args.date} now has {len(existing)} calls")
+    return 0
+
+
+def cmd_nightly(args: argparse.Namespace, settings: Settings) -> int:
+    from workflows.launch import run_nightly
+    from percolate.report import format_funnel
+
+    summary_path = run_nightly(settings, args.date, args.prefilter_model, args.heavy_model)
+    summary = json.loads(summary_path.read_text())
+    emit(args, summary, format_funnel(summary))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import replace
+
+    from workflows.training import train
+
+    default = TrainingPlan()
+    plan = replace(default, train_shape=replace(default.train_shape, calls=args.calls), seed=args.seed,
+                   prefilter_epochs=args.prefilter_epochs, heavy_epochs=args.heavy_epochs,
+                   heavy_members=args.heavy_members, prefilter_members=args.prefilter_members,
+                   recolour=args.recolour)
+    command = "percolate " + " ".join(args.argv)
+    summary = train(settings, plan, alias=args.alias or None, ship=args.ship, command=command)
+    emit(args, summary, json.dumps({k: summary[k] for k in ("versions", "alias", "prefilter", "heavy", "seconds")
+                                    if k in summary}, indent=2, default=str))
+    return 0
+
+
+def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
+    from percolate.report import format_rows
+
+    from workflows.query import query_here
+
+    rows = query_here(settings, [args.sql], args.limit)[0]
+    emit(args, {"rows": rows, "count": len(rows)}, format_rows(rows, limit=args.limit or 50))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from workflows.evaluate import HoldoutDay, evaluate, format_result
+
+    spec = HoldoutDay(calls=args.calls, seed=args.seed)
+    out = evaluate(settings, args.date, prefilter=args.prefilter_model, heavy=args.heavy_model,
+                   generate=not args.no_generate, rerun=args.rerun, spec=spec)
+    emit(args, out, format_result(out))
+    return 0 if not args.require_targets or out["pooled"]["targets"]["all_met"] else 3
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Generate a day if missing, run the nightly DAG (with the shipped models when the
+    registry has none), show the results."""
+    import time
+
+    from models.registry import ModelRegistry
+    from models.shipped import ensure_production
+    from percolate.io.store import open_store
+    from percolate.report import format_funnel, format_rows
+    from workflows.evaluate import evaluate, format_result
+    from workflows.launch import run_nightly
+    from workflows.progress import say
+    from workflows.query import run_queries
+    from workflows.training import ensure_generated
+
+    start = time.perf_counter()
+    store = open_store(settings.store_uri, settings.s3_endpoint_url)
+    ensure_generated(store, args.date, args.calls, args.seed, "holdout", DEMO_SECONDS[0], DEMO_SECONDS[1])
+    shipped = ensure_production(ModelRegistry(store))
+    if shipped:
+        say("registered the shipped models as production: " + ", ".join(f"{r} {v}" for r, v in shipped.items()))
+    summary = json.loads(run_nightly(settings, args.date).read_text())
+    evaluation = evaluate(settings, [args.date], generate=False)
+    first_rows = run_queries(settings, [
+        f"SELECT user_id, brand, frames, calls, round(max_score, 3) AS max_score, first_seen_call_id, "
+        f"first_seen_ts_ms, confirmed, heavy_version FROM user_brand_daily WHERE dt = '{args.date}' "
+        f"ORDER BY confirmed DESC, frames DESC, user_id, brand LIMIT 10"])[0]
+    rows = first_rows
+    elapsed = time.perf_counter() - start
+    emit(args, {"summary": summary, "evaluation": evaluation, "user_brand_daily": rows, "elapsed_s": elapsed},
+         "\n\n".join([format_funnel(summary), format_result(evaluation),
+                      "First rows of user_brand_daily:\n" + format_rows(rows),
+                      f"Demo finished in {elapsed / 60:.1f} min. Try: .venv/bin/percolate query "
+                      f"\"SELECT * FROM pipeline_runs\""]))
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
+    from models.registry import ModelRegistry
+    from percolate.io.store import open_store
+
+    registry = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url))
+    models = {role: registry.list(role) for role in ("prefilter", "heavy")}
+    text = "\n".join(f"{role} {m['version']} threshold={m.get('threshold')} aliases={m.get('aliases', [])}"
+                     for role, ms in models.items() for m in ms) or "(no models registered)"
+    emit(args, models, text)
+    return 0
+
+
+def _spec_from_args(args: argparse.Namespace) -> dict:
+    """The spec of a model brought from a file: the --spec JSON, then the flags on top."""
+    spec: dict = {}
+    if args.spec:
+        spec = json.loads(Path(args.spec).read_text())
+        if not isinstance(spec, dict):
+            raise ValueError(f"{args.spec}: want a JSON object")
+    inp = dict(spec.get("input") or {})
+    if args.input_size:
+        m = re.fullmatch(r"(\d+)x(\d+)", args.input_size)
+        if not m:
+            raise ValueError(f"--input-size wants WIDTHxHEIGHT, got {args.input_size!r}")
+        inp["width"], inp["height"] = int(m.group(1)), int(m.group(2))
+    for name in ("mean", "std"):
+        value = getattr(args, name)
+        if value:
+            parts = [float(v) for v in value.split(",")]
+            if len(parts) != 3:
+                raise ValueError(f"--{name} wants three comma-separated numbers")
+            inp[name] = parts
+    if args.crop is not None:
+        inp["crop"] = args.crop
+    if not {"width", "height"} <= set(inp):
+        raise ValueError("give the input size: --input-size WxH or \"input\" in --spec")
+    spec["input"] = inp
+    if args.classes:
+        spec["class_names"] = [c.strip() for c in args.classes.split(",") if c.strip()]
+    if args.role == "prefilter":
+        spec.setdefault("class_names", ["positive"])
+    if not spec.get("class_names"):
+        raise ValueError("give the class names: --classes a,b,c or \"class_names\" in --spec")
+    if args.threshold is not None:
+        spec["threshold"] = args.threshold
+    if args.min_frames is not None or args.min_score is not None:
+        agg = dict(spec.get("aggregation") or {})
+        agg["min_frames"] = args.min_frames if args.min_frames is not None else agg.get("min_frames", 1)
+        agg["min_score"] = args.min_score if args.min_score is not None else agg.get(
+            "min_score", spec.get("threshold", 0.5))
+        spec["aggregation"] = agg
+    if args.outputs:
+        spec["output"] = args.outputs
+    spec.setdefault("source_file", Path(args.file).name)
+    return spec
+
+
+def cmd_models_register(args: argparse.Namespace, settings: Settings) -> int:
+    """Register a TorchScript file with its spec; it then runs like a built-in model."""
+    from models.registry import ModelRegistry
+    from percolate.io.store import open_store
+
+    registry = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url))
+    if not Path(args.file).is_file():
+        raise FileNotFoundError(f"no such file: {args.file}")
+    version = registry.register(args.role, None, _spec_from_args(args), torchscript_path=args.file)
+    if args.alias:
+        registry.set_alias(args.role, args.alias, version)
+    spec = registry.spec(args.role, version)
+    emit(args, {"role": args.role, "version": version, "alias": args.alias, "spec": spec},
+         f"registered {args.role} {version}" + (f" as {args.alias}" if args.alias else "")
+         + f": classes {', '.join(spec['class_names'])}; threshold {spec['threshold']}")
+    return 0
+
+
+def cmd_models_alias(args: argparse.Namespace, settings: Settings) -> int:
+    from models.registry import ModelRegistry
+    from percolate.io.store import open_store
+
+    registry = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url))
+    version = registry.resolve(args.role, args.version)
+    registry.set_alias(args.role, args.alias, version)
+    emit(args, {"role": args.role, "alias": args.alias, "version": version},
+         f"{args.role} {args.alias} -> {version}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="percolate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, func, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--json", action="store_true", help="print exactly one JSON document on stdout")
+        p.set_defaults(func=func)
+        return p
+
+    p = command("generate-day", cmd_generate_day, "Generate a day of synthetic calls with ground truth.")
+    p.add_argument("--date", required=True, type=check_date)
+    p.add_argument("--calls", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backgrounds", choices=["train", "holdout", "all"], default="all")
+    p.add_argument("--min-seconds", type=float, default=20.0)
+    p.add_argument("--max-seconds", type=float, default=180.0)
+
+    p = command("ingest", cmd_ingest, "Copy your own stored videos into a day's layout and manifest.")
+    p.add_argument("--date", required=True, type=check_date)
+    p.add_argument("files", nargs="+", help="video files")
+    p.add_argument("--users", required=True, help="CSV with columns file,user_id")
+
+    p = command("nightly", cmd_nightly, "Run the nightly DAG through Airflow for one date.")
+    p.add_argument("--date", required=True, type=check_date)
+    p.add_argument("--prefilter-model", default="production", help="alias or version")
+    p.add_argument("--heavy-model", default="production", help="alias or version")
+
+    plan = TrainingPlan()
+    p = command("train", cmd_train, "Train, calibrate and register the prefilter and heavy models on generated "
+                                    "days (how the shipped models are made: `percolate train --ship`).")
+    p.add_argument("--calls", type=int, default=plan.train_shape.calls, help="calls per training day")
+    p.add_argument("--seed", type=int, default=plan.seed)
+    p.add_argument("--alias", default="production", help="alias to point at the new versions ('' for none)")
+    p.add_argument("--ship", action="store_true", help="also export them to models/shipped/ (commit that folder)")
+    p.add_argument("--prefilter-epochs", type=int, default=plan.prefilter_epochs)
+    p.add_argument("--heavy-epochs", type=int, default=plan.heavy_epochs)
+    p.add_argument("--heavy-members", type=int, default=plan.heavy_members,
+                   help="heavy models from consecutive seeds, averaged into one")
+    p.add_argument("--prefilter-members", type=int, default=plan.prefilter_members,
+                   help="prefilters from consecutive seeds, their maps averaged into one")
+    p.add_argument("--recolour", type=float, default=None,
+                   help="share of negatives both models see in other colours (default: the recipes')")
+
+    p = command("query", cmd_query, "Run Spark SQL on the warehouse tables (database percolate).")
+    p.add_argument("sql")
+    p.add_argument("--limit", type=int, default=None)
+
+    p = command("evaluate", cmd_evaluate,
+                "Score held-out generated days end to end against their ground truth, with an HTML report.")
+    p.add_argument("--date", required=True, type=check_date, action="append",
+                   help="a day to evaluate (repeat for several); generated with the holdout backgrounds if missing")
+    p.add_argument("--calls", type=int, default=60, help="calls per day when generating one")
+    p.add_argument("--seed", type=int, default=None, help="seed when generating (default: from the date)")
+    p.add_argument("--no-generate", action="store_true", help="fail instead of generating a missing day")
+    p.add_argument("--rerun", action="store_true", help="run the nightly DAG again even if it ran with these models")
+    p.add_argument("--prefilter-model", default="production", help="alias or version")
+    p.add_argument("--heavy-model", default="production", help="alias or version")
+    p.add_argument("--require-targets", action="store_true",
+                   help="exit 3 unless the pooled figures meet the targets")
+
+    p = command("demo", cmd_demo, "Generate, train if needed, run the nightly DAG and show results.")
+    p.add_argument("--date", type=check_date, default=DEMO_DATE)
+    p.add_argument("--calls", type=int, default=30)
+    p.add_argument("--seed", type=int, default=2026)
+
+    models = sub.add_parser("models", help="The model registry.")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    p = models_sub.add_parser("list", help="List registered versions and aliases.")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models_list)
+
+    p = models_sub.add_parser(
+        "register", help="Register your own TorchScript model (prefilter or heavy) with a small spec.",
+        description="Register a TorchScript file. The spec (a JSON file and/or flags) gives the input size, "
+                    "normalisation, class names and thresholds; the model must output logits (or probabilities "
+                    "with --outputs probabilities): one per frame for a prefilter, none + one per class for a "
+                    "heavy model.")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--role", required=True, choices=["prefilter", "heavy"])
+    p.add_argument("--file", required=True, help="TorchScript file (torch.jit.save)")
+    p.add_argument("--spec", help="JSON: {input: {width, height, mean, std, crop}, class_names, threshold, "
+                                  "aggregation: {min_frames, min_score}, output}")
+    p.add_argument("--input-size", help="WIDTHxHEIGHT the model expects")
+    p.add_argument("--mean", help="per-channel mean on the [0, 1] scale, e.g. 0.485,0.456,0.406")
+    p.add_argument("--std", help="per-channel std on the [0, 1] scale")
+    p.add_argument("--crop", type=float, default=None,
+                   help="heavy only: see a square crop of this fraction of the frame height around the "
+                        "prefilter's peak instead of the whole frame")
+    p.add_argument("--classes", help="comma-separated class names (heavy: the labels after 'none')")
+    p.add_argument("--threshold", type=float, default=None, help="decision threshold on the model's score")
+    p.add_argument("--min-frames", type=int, default=None, help="heavy: frames a user-day needs for a detection")
+    p.add_argument("--min-score", type=float, default=None, help="heavy: score those frames need")
+    p.add_argument("--outputs", choices=["logits", "probabilities"], default=None)
+    p.add_argument("--alias", default=None, help="also point this alias (e.g. challenger) at the new version")
+    p.set_defaults(func=cmd_models_register)
+
+    p = models_sub.add_parser("alias", help="Point an alias (production, challenger, ...) at a version.")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--role", required=True, choices=["prefilter", "heavy"])
+    p.add_argument("--alias", required=True)
+    p.add_argument("--version", required=True, help="a version (v0003) or another alias")
+    p.set_defaults(func=cmd_models_alias)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    settings = Settings.from_env()
+    try:
+        return args.func(args, settings)
+    except (RuntimeError, ValueError, KeyError, FileNotFoundError) as exc:
+        print(f"percolate {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

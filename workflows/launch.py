@@ -1,0 +1,130 @@
+"""Launching Percolate's Airflow DAG and Spark jobs from the command line.
+
+The embedded default: Airflow with SQLite metadata under `$PERCOLATE_HOME/airflow`, the
+`spark_default` connection at `local[*]` (overridable with AIRFLOW_CONN_SPARK_DEFAULT),
+spark-submit from this virtualenv. Each launch keeps the whole log under
+`$PERCOLATE_HOME/logs/` and shows progress on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from percolate.core.layout import run_summary_path
+from percolate.core.settings import Settings
+from workflows.progress import bar
+
+REPO = Path(__file__).resolve().parents[1]
+NIGHTLY_TASKS = 10  # tasks of percolate_nightly: the progress bar's length
+
+
+def bin_dir() -> Path:
+    return Path(sys.executable).parent
+
+
+def base_env(settings: Settings) -> dict[str, str]:
+    """Environment for Airflow and spark-submit: settings, Python, PATH, connection."""
+    env = dict(os.environ)
+    env.update({
+        "PERCOLATE_HOME": str(settings.home),
+        "PERCOLATE_STORE": settings.store_uri,
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "PATH": f"{bin_dir()}{os.pathsep}{env.get('PATH', '')}",
+        "AIRFLOW_HOME": str(settings.airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": env.get("PERCOLATE_DAGS_FOLDER", str(REPO / "dags")),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
+        "SPARK_LOCAL_IP": env.get("SPARK_LOCAL_IP", "127.0.0.1"),
+    })
+    env.setdefault("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": settings.spark_master}))
+    return env
+
+
+def ensure_airflow_db(settings: Settings, env: dict[str, str]) -> None:
+    """Create or migrate Airflow's SQLite metadata database (quick when already current)."""
+    settings.airflow_home.mkdir(parents=True, exist_ok=True)
+    marker = settings.airflow_home / ".migrated"
+    if marker.exists():
+        return
+    out = subprocess.run([str(bin_dir() / "airflow"), "db", "migrate"], env=env, cwd=settings.home,
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    marker.write_text("ok\n")
+
+
+def run_logged(cmd: list[str], env: dict[str, str], cwd: Path, log_path: Path, progress=None) -> int:
+    """Run `cmd`, keep its whole output in `log_path`; with `progress` (a bar), advance it
+    on each task an Airflow run starts and show the pipeline's own `[percolate]` lines."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, bufsize=1)
+        for line in proc.stdout:
+            log.write(line)
+            if progress is None:
+                continue
+            task = re.search(r"\[DAG TEST\] starting task_id=(\S+)", line)
+            if task:
+                progress.set_postfix_str(task.group(1))
+                progress.update(1)
+            elif "[percolate]" in line:
+                progress.write("  " + _shorten(line), file=sys.stderr)
+        return proc.wait()
+
+
+def _shorten(line: str) -> str:
+    """A `[percolate]` log line without Airflow's timestamp and logger decoration."""
+    line = line.rstrip()
+    line = line[line.index("[percolate]"):]
+    return re.sub(r"\s+\[airflow\.task\.hooks.*$", "", line)[:220]
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def run_nightly(settings: Settings, date: str, prefilter_model: str = "production",
+                heavy_model: str = "production") -> Path:
+    """Run the nightly DAG through Airflow (`airflow dags test`) for `date`; raise on failure."""
+    env = base_env(settings)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    ensure_airflow_db(settings, env)
+    conf = json.dumps({"prefilter_model": prefilter_model, "heavy_model": heavy_model})
+    log_path = settings.logs_dir / f"nightly-{date}.log"
+    summary = run_summary_path(settings.reports_dir, date)
+    summary.unlink(missing_ok=True)  # written by this run's publish, or absent
+    with bar(NIGHTLY_TASKS, f"nightly {date}", "task") as progress:
+        progress.write(f"percolate: running DAG percolate_nightly for {date} through Airflow (log: {log_path})",
+                       file=sys.stderr)
+        rc = run_logged([str(bin_dir() / "airflow"), "dags", "test", "percolate_nightly", date, "--conf", conf],
+                        env, settings.home, log_path, progress)
+    if rc != 0 or not summary.exists() or _task_failed(log_path):
+        raise RuntimeError(f"the nightly DAG failed for {date} (exit {rc}); last lines of {log_path}:\n"
+                           + tail(log_path))
+    return summary
+
+
+def _task_failed(log_path: Path) -> bool:
+    text = log_path.read_text(errors="replace")
+    return "Marking task as FAILED" in text or "state=failed" in text
+
+
+def spark_submit(settings: Settings, job: str, args: list[str], log_name: str) -> None:
+    """Run one Spark job with spark-submit on the configured master; raise on failure."""
+    env = base_env(settings)
+    cmd = [str(bin_dir() / "spark-submit"), "--master", settings.spark_master, "--name", f"percolate-{job}",
+           "--conf", "spark.driver.memory=3g", "--conf", "spark.ui.enabled=false",
+           str(REPO / "jobs" / f"{job}.py"), *args]
+    log_path = settings.logs_dir / f"{log_name}.log"
+    settings.home.mkdir(parents=True, exist_ok=True)
+    rc = run_logged(cmd, env, settings.home, log_path)
+    if rc != 0:
+        raise RuntimeError(f"spark job {job} failed (exit {rc}); last lines of {log_path}:\n" + tail(log_path))

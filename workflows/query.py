@@ -1,0 +1,78 @@
+"""Spark SQL on the warehouse tables, for analysts and for the demo and tests.
+
+The embedded Derby metastore admits one JVM at a time and stays booted in a JVM until it
+exits, even after the session stops. `run_queries` therefore runs in a short-lived child
+process by default, so that Spark jobs started afterwards can open the metastore.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from percolate.core.settings import Settings
+
+
+def query_here(settings: Settings, statements: list[str], limit: int | None = None) -> list[list[dict]]:
+    """Run the statements in this process's Spark session; rows as dicts per statement."""
+    from percolate.io.spark import get_spark
+    from percolate.io.warehouse import open_warehouse
+
+    spark = get_spark("percolate-query", settings, master=settings.spark_master)
+    try:
+        open_warehouse(spark, settings).ensure_tables()
+        spark.sql(f"USE `{settings.database}`")
+        results = []
+        for sql in statements:
+            df = spark.sql(sql)
+            rows = df.limit(limit).collect() if limit else df.collect()
+            results.append([r.asDict(recursive=True) for r in rows])
+        return results
+    finally:
+        spark.stop()
+
+
+def run_queries(settings: Settings, statements: list[str], limit: int | None = None) -> list[list[dict]]:
+    """Run the statements in a child process (its JVM exits, releasing the metastore).
+
+    Values come back through JSON: timestamps and dates as ISO strings.
+    """
+    with tempfile.TemporaryDirectory(prefix="percolate-sql-") as tmp:
+        request, answer = Path(tmp) / "request.json", Path(tmp) / "answer.json"
+        request.write_text(json.dumps({"statements": statements, "limit": limit}))
+        env_settings = {"PERCOLATE_HOME": str(settings.home), "PERCOLATE_STORE": settings.store_uri,
+                        "PERCOLATE_DATABASE": settings.database, "PERCOLATE_SPARK_MASTER": settings.spark_master}
+        out = subprocess.run([sys.executable, "-m", "workflows.query", str(request), str(answer)],
+                             env={**os.environ, **env_settings}, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"query failed: {_error_of(out.stderr)}")
+        return json.loads(answer.read_text())
+
+
+def run_query(settings: Settings, sql: str, limit: int | None = None) -> list[dict]:
+    return run_queries(settings, [sql], limit)[0]
+
+
+def _error_of(stderr: str) -> str:
+    """The useful line of a Spark/Python error (e.g. an AnalysisException), not the JVM noise."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "Exception" in line or "Error" in line:
+            return line.strip()[:2000]
+    return "\n".join(lines[-5:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    request, answer = (argv or sys.argv[1:])[:2]
+    job = json.loads(Path(request).read_text())
+    results = query_here(Settings.from_env(), job["statements"], job.get("limit"))
+    Path(answer).write_text(json.dumps(results, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
