@@ -3,21 +3,26 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+PIPLOG := $(VENV)/pip.log
+# pip is quiet unless it fails: its output goes to $(PIPLOG), shown on failure
+QUIET   = > $(PIPLOG) 2>&1 || { cat $(PIPLOG); echo "pip failed (log: $(PIPLOG))"; exit 1; }
 
 .PHONY: setup demo test test-fast bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	@command -v java >/dev/null || { echo "need Java 17 (java on PATH) for Spark"; exit 1; }
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	# torch==2.13.0 is pinned: pip takes the CPU wheel from the local wheel folder.
-	$(PY) -m pip install --quiet -e ".[test]"
-	touch $(STAMP)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "setting up $(VENV) from requirements.lock (a few minutes the first time)"
+	@# exact versions, no resolving; torch==2.13.0 is the CPU wheel from the local wheel folder
+	@$(PY) -m pip install --no-deps -r requirements.lock $(QUIET)
+	@$(PY) -m pip install --no-deps -e . $(QUIET)
+	@$(PY) -m pip check $(QUIET)
+	@touch $(STAMP)
 
 setup: $(STAMP)
 
-demo: setup   ## generate a day, train first models if none, run the nightly DAG, show results
+demo: setup   ## generate a day, run the nightly DAG with the shipped models, show results
 	$(VENV)/bin/percolate demo
 
 test: setup   ## the whole test suite (CI runs this)

@@ -2,10 +2,10 @@
 
     python benchmarks/bench_isolation.py [--seconds 5 60] [--repeats 5] [--parent-mb 0 500]
 
-For each clip length, times ``sample_video`` (baseline) and ``sample_video_isolated`` at
+For each clip length, times `sample_video` (baseline) and `sample_video_isolated` at
 1 fps, calls interleaved, and prints the median wall time per video, the CPU time (the caller's
 plus its children's) and the overhead of isolation in milliseconds and percent.
-``--parent-mb`` makes the caller hold that much touched memory first, like a Spark
+`--parent-mb` makes the caller hold that much touched memory first, like a Spark
 worker holding Arrow batches: fork copies page tables, so its cost grows with the caller.
 """
 

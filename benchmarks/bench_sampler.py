@@ -3,7 +3,7 @@
     python benchmarks/bench_sampler.py [--seconds 60] [--repeats 3]
 
 Generates a 640x360 30 fps H.264 video with GOP 30 (one keyframe per second), then
-times ``sample_video`` at 1 fps in mode "all" (baseline) and "keyframes" and "auto",
+times `sample_video` at 1 fps in mode "all" (baseline) and "keyframes" and "auto",
 single-threaded, and a plain PyAV full decode for reference.  CPU time is process
 time (time.process_time), so the numbers are per core.
 """

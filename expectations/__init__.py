@@ -12,7 +12,6 @@ from expectations.validate import (
     clear_context_cache,
     get_context,
     validate,
-    validate_or_raise,
 )
 
 __all__ = [
@@ -27,5 +26,4 @@ __all__ = [
     "clear_context_cache",
     "get_context",
     "validate",
-    "validate_or_raise",
 ]

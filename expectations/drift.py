@@ -1,9 +1,9 @@
 """Day-over-day drift checks on run figures (pure Python, no Great Expectations).
 
-``today`` and each entry of ``history`` are dicts of the night's figures:
-``videos``, ``sampled_frames``, ``prefilter_passed`` and/or ``prefilter_pass_rate``,
-``detections`` and ``brand_share`` (brand -> share of detections). ``history`` is
-most recent first; at most ``window`` (7) days are used.
+`today` and each entry of `history` are dicts of the night's figures:
+`videos`, `sampled_frames`, `prefilter_passed` and/or `prefilter_pass_rate`,
+`detections` and `brand_share` (brand -> share of detections). `history` is
+most recent first; at most `window` (7) days are used.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ MIN_DETECTIONS_FOR_BRANDS = 20
 
 @dataclass
 class DriftReport:
-    """Drift findings; ``critical`` should stop the run, ``warnings`` go to the summary."""
+    """Drift findings; `critical` should stop the run, `warnings` go to the summary."""
 
     warnings: list[str] = field(default_factory=list)
     critical: list[str] = field(default_factory=list)
@@ -97,7 +97,7 @@ def check_drift(
     window: int = WINDOW_DAYS,
     min_detections: int = MIN_DETECTIONS_FOR_BRANDS,
 ) -> DriftReport:
-    """Compare today's figures with the trailing ``window`` days (median / average)."""
+    """Compare today's figures with the trailing `window` days (median / average)."""
     report = DriftReport()
     recent = list(history)[:window]
     if len(recent) < min_history:

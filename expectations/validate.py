@@ -1,9 +1,9 @@
 """Run a hand-over suite against a pandas DataFrame with a file-based GX context.
 
-``validate`` returns a :class:`ValidationReport`; ``validate_or_raise`` raises
-:class:`ValidationFailed` when any critical expectation failed. Results and Data Docs
-are written under ``gx_root`` (``<gx_root>/gx/uncommitted/data_docs/local_site/``).
-Great Expectations is imported lazily; contexts are cached per ``gx_root`` per process.
+`validate` returns a `ValidationReport`; the caller raises `ValidationFailed` when a
+critical expectation failed. Results and Data Docs
+are written under `gx_root` (`<gx_root>/gx/uncommitted/data_docs/local_site/`).
+Great Expectations is imported lazily; contexts are cached per `gx_root` per process.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ _CHECKPOINTS: dict[tuple[str, str], tuple[str, Any]] = {}
 
 @dataclass
 class ValidationReport:
-    """Outcome of one validation: ``success`` is False iff a critical expectation failed."""
+    """Outcome of one validation: `success` is False iff a critical expectation failed."""
 
     suite: str
     success: bool
@@ -64,7 +64,7 @@ class ValidationReport:
 
 
 class ValidationFailed(Exception):
-    """A critical expectation failed; ``report`` holds the full :class:`ValidationReport`."""
+    """A critical expectation failed; `report` holds the full `ValidationReport`."""
 
     def __init__(self, report: ValidationReport):
         self.report = report
@@ -79,7 +79,7 @@ class ValidationFailed(Exception):
 
 
 def get_context(gx_root: Path | str) -> Any:
-    """File-based GX context under ``gx_root`` (created if needed), cached per process."""
+    """File-based GX context under `gx_root` (created if needed), cached per process."""
     key = str(Path(gx_root).resolve())
     with _LOCK:
         ctx = _CONTEXTS.get(key)
@@ -158,7 +158,7 @@ def _checkpoint(ctx: Any, root: str, suite: Any) -> Any:
 
 @contextlib.contextmanager
 def _root_lock(root: str):
-    """Exclusive lock on ``<root>/.validate.lock`` so processes sharing a root do not race."""
+    """Exclusive lock on `<root>/.validate.lock` so processes sharing a root do not race."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not on POSIX
@@ -232,7 +232,7 @@ def _short_list(values: list, limit: int = 10) -> str:
 
 
 def describe_expectation(cfg: Any) -> str:
-    """``expect_x(column, args)`` from an expectation configuration."""
+    """`expect_x(column, args)` from an expectation configuration."""
     kw = dict(cfg.kwargs)
     parts: list[str] = []
     if kw.get("column") is not None:
@@ -319,10 +319,10 @@ def validate(
     run_name: str,
     **suite_params: Any,
 ) -> ValidationReport:
-    """Validate ``df`` against the registered suite ``suite_name``; never raises on failures.
+    """Validate `df` against the registered suite `suite_name`; never raises on failures.
 
-    ``suite_params`` go to the suite builder (e.g. ``class_names=[...]``,
-    ``reason_codes=[...]``). Results and Data Docs land under ``gx_root``.
+    `suite_params` go to the suite builder (e.g. `class_names=[...]`,
+    `reason_codes=[...]`). Results and Data Docs land under `gx_root`.
     """
     from great_expectations.core.run_identifier import RunIdentifier
 
@@ -372,21 +372,6 @@ def validate(
     )
 
 
-def validate_or_raise(
-    df: pd.DataFrame,
-    suite_name: str,
-    *,
-    gx_root: Path | str,
-    run_name: str,
-    **suite_params: Any,
-) -> ValidationReport:
-    """Like :func:`validate`, but raise :class:`ValidationFailed` on any critical failure."""
-    report = validate(df, suite_name, gx_root=gx_root, run_name=run_name, **suite_params)
-    if not report.success:
-        raise ValidationFailed(report)
-    return report
-
-
 __all__ = [
     "CRITICAL",
     "WARNING",
@@ -396,5 +381,4 @@ __all__ = [
     "describe_failure",
     "get_context",
     "validate",
-    "validate_or_raise",
 ]

@@ -22,7 +22,7 @@ def frame_rgb(i: int, w: int, h: int) -> np.ndarray:
 def make_video(path, *, n=150, w=320, h=180, rate=30, gop=30, codec="libx264", fmt=None,
                pix="yuv420p", pts=None, time_base=None, rotation=None, faststart=False,
                codec_options=None):
-    """Write a test video; ``pts``/``time_base`` give explicit (VFR) timestamps."""
+    """Write a test video; `pts`/`time_base` give explicit (VFR) timestamps."""
     opts = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", format=fmt, options=opts) as c:
         s = c.add_stream(codec, rate=rate)
@@ -73,7 +73,7 @@ def decode_jpeg(b: bytes) -> np.ndarray:
 # ---- hostile files, made cheaply ------------------------------------------------------------
 
 def make_claimed_size_mjpeg(path, w=16000, h=16000, n=3, fmt="avi"):
-    """MJPEG whose container AND JPEG headers claim ``w`` x ``h`` pixels, around a 16x16 image:
+    """MJPEG whose container AND JPEG headers claim `w` x `h` pixels, around a 16x16 image:
     a few KB on disk, never the gigabyte a real frame of that size would take."""
     buf = io.BytesIO()
     Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(buf, "JPEG")
@@ -93,7 +93,7 @@ def make_claimed_size_mjpeg(path, w=16000, h=16000, n=3, fmt="avi"):
 
 
 def make_sparse_long(path, hours=10.0):
-    """Three frames, the last one ``hours`` after the first: a video that long, in 3 KB."""
+    """Three frames, the last one `hours` after the first: a video that long, in 3 KB."""
     return make_video(path, time_base=Fraction(1, 1000), pts=[0, 1000, int(hours * 3600 * 1000)])
 
 
@@ -110,7 +110,7 @@ def make_unknown_codec_avi(path):
 
 
 def truncate(src, dst, keep: float | int):
-    """The first ``keep`` bytes (or fraction) of ``src``."""
+    """The first `keep` bytes (or fraction) of `src`."""
     with open(src, "rb") as fh:
         data = fh.read()
     n = keep if isinstance(keep, int) else int(len(data) * keep)
@@ -120,8 +120,8 @@ def truncate(src, dst, keep: float | int):
 
 
 def zero_payload(src, dst, from_fraction: float | None = None, offset: int = 204):
-    """``src`` with its media data zeroed: from ``offset`` bytes into ``mdat``, or from
-    ``from_fraction`` of the way through it."""
+    """`src` with its media data zeroed: from `offset` bytes into `mdat`, or from
+    `from_fraction` of the way through it."""
     with open(src, "rb") as fh:
         d = bytearray(fh.read())
     j = d.find(b"mdat")
@@ -133,7 +133,7 @@ def zero_payload(src, dst, from_fraction: float | None = None, offset: int = 204
 
 
 def reencode(src, dst, codec, *, fmt=None, pix="yuv420p", gop=30, codec_options=None):
-    """Every frame of ``src`` encoded again with ``codec`` (same frame rate and count)."""
+    """Every frame of `src` encoded again with `codec` (same frame rate and count)."""
     with av.open(str(src)) as inp:
         stream = inp.streams.video[0]
         rate = stream.average_rate

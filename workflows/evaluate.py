@@ -70,18 +70,24 @@ def ensure_processed(settings: Settings, date: str, prefilter: str = "production
     return json.loads(run_nightly(settings, date, want[0], want[1]).read_text())
 
 
-def load_day(settings: Settings, date: str, daily_rows: list[dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The day's frame table (see evaluation.frame_table) and its user_brand_daily rows."""
+def published_daily(settings: Settings, dates: list[str], extra: list[str] = ()) -> tuple[dict, list]:
+    """The published user_brand_daily rows of each date, and the rows of the `extra`
+    statements, from one Spark query process."""
+    from workflows.query import run_queries
+
+    results = run_queries(settings, [DAILY_FOR_EVALUATION.format(date=check_date(d)) for d in dates] + list(extra))
+    return dict(zip(dates, results)), results[len(dates):]
+
+
+def load_day(settings: Settings, date: str, daily_rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The day's frame table (see scoring.frame_table) and its user_brand_daily rows."""
     from workflows.scoring import frame_table
-    from workflows.query import run_query
     from synth import load_truth
 
     truth = load_truth(open_store(settings.store_uri, settings.s3_endpoint_url), date)
     stage = open_stage(settings)
     frames = stage.read_pandas(SAMPLE_FRAMES, date, FRAMES, ["call_id", "user_id", "frame_index", "ts_ms"])
     table = frame_table(frames, stage.read_pandas(PREFILTER, date), stage.read_pandas(HEAVY, date), truth)
-    if daily_rows is None:
-        daily_rows = run_query(settings, DAILY_FOR_EVALUATION.format(date=check_date(date)))
     return table, pd.DataFrame(daily_rows, columns=["user_id", "brand", "confirmed"])
 
 
@@ -115,10 +121,12 @@ def _pool(days: list[dict]) -> dict:
 
 def evaluate(settings: Settings, dates: list[str], *, prefilter: str = "production", heavy: str = "production",
              generate: bool = True, rerun: bool = False, spec: HoldoutDay = HoldoutDay(),
-             report: bool = True) -> dict:
-    """Generate (if asked), process and score each date; pool them; write the HTML report."""
-    from models.registry import ModelRegistry
+             report: bool = True, daily: dict[str, list[dict]] | None = None) -> dict:
+    """Generate (if asked), process and score each date; pool them; write the HTML report.
 
+    `daily`: the dates' published user_brand_daily rows when the caller already has them.
+    """
+    from models.registry import ModelRegistry
     from models.shipped import resolve
 
     registry = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url))
@@ -127,17 +135,21 @@ def evaluate(settings: Settings, dates: list[str], *, prefilter: str = "producti
     pf_spec, hv_spec = registry.spec("prefilter", prefilter), registry.spec("heavy", heavy)
     classes = list(hv_spec["class_names"])
     flops = (pf_spec.get("flops_per_frame"), hv_spec.get("flops_per_frame"))
-    days = []
+    summaries = {}
     with bar(len(dates), "evaluating held-out days", "day") as progress:
         for date in dates:
             progress.set_postfix_str(date)
             if generate:
                 ensure_day(settings, date, spec)
-            summary = ensure_processed(settings, date, prefilter, heavy, rerun)
-            table, daily = load_day(settings, date)
-            days.append({"date": date, "summary": summary, "table": table, "daily": daily,
-                         "result": score(table, daily, classes, summary, *flops)})
+            summaries[date] = ensure_processed(settings, date, prefilter, heavy, rerun)
             progress.update(1)
+    if daily is None:
+        daily, _ = published_daily(settings, dates)
+    days = []
+    for date in dates:
+        table, rows = load_day(settings, date, daily[date])
+        days.append({"date": date, "summary": summaries[date], "table": table, "daily": rows,
+                     "result": score(table, rows, classes, summaries[date], *flops)})
     pooled_table = pd.concat([d["table"].assign(user_id=d["date"] + "/" + d["table"]["user_id"].astype(str))
                               for d in days], ignore_index=True)
     pooled_daily = pd.concat([d["daily"].assign(user_id=d["date"] + "/" + d["daily"]["user_id"].astype(str))

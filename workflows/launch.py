@@ -33,6 +33,7 @@ def base_env(settings: Settings) -> dict[str, str]:
     env.update({
         "PERCOLATE_HOME": str(settings.home),
         "PERCOLATE_STORE": settings.store_uri,
+        "PERCOLATE_STAGE": settings.stage_uri,
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         "PATH": f"{bin_dir()}{os.pathsep}{env.get('PATH', '')}",

@@ -45,16 +45,13 @@ def run_queries(settings: Settings, statements: list[str], limit: int | None = N
         request, answer = Path(tmp) / "request.json", Path(tmp) / "answer.json"
         request.write_text(json.dumps({"statements": statements, "limit": limit}))
         env_settings = {"PERCOLATE_HOME": str(settings.home), "PERCOLATE_STORE": settings.store_uri,
+                        "PERCOLATE_STAGE": settings.stage_uri,
                         "PERCOLATE_DATABASE": settings.database, "PERCOLATE_SPARK_MASTER": settings.spark_master}
         out = subprocess.run([sys.executable, "-m", "workflows.query", str(request), str(answer)],
                              env={**os.environ, **env_settings}, capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"query failed: {_error_of(out.stderr)}")
         return json.loads(answer.read_text())
-
-
-def run_query(settings: Settings, sql: str, limit: int | None = None) -> list[dict]:
-    return run_queries(settings, [sql], limit)[0]
 
 
 def _error_of(stderr: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from e2e_support import register_seeded_models, snapshot
 from workflows.cli import main as cli_main
-from workflows.query import run_query
+from workflows.query import run_queries
 from percolate.core.settings import Settings
 from workflows.launch import run_nightly
 from percolate.io.store import LocalStore
@@ -55,7 +55,7 @@ def test_nightly_twice_is_idempotent_and_touches_only_its_date(env, capsys):
     again, other_after = snapshot(settings, DAY), snapshot(settings, OTHER_DAY)
     assert again == first
     assert other_after == other
-    runs = run_query(settings, "SELECT dt, run_id FROM pipeline_runs ORDER BY dt")
+    runs = run_queries(settings, ["SELECT dt, run_id FROM pipeline_runs ORDER BY dt"])[0]
     assert [r["dt"] for r in runs] == [DAY, OTHER_DAY]
     assert runs[0]["run_id"] != first_summary["run_id"]  # the rerun replaced the row
 
