@@ -10,6 +10,10 @@ The spec records the sha256 of every file of the version (`files`); every load c
 them. Weights are only ever read with safetensors, or with torch.jit.load after checking
 the file really is a TorchScript archive (which is code: see the README). Plain pickles
 are refused. The registry never changes torch's thread settings.
+
+torch is imported where a model is built, stored or loaded, not at import: reading specs
+and aliases (what a Spark job's driver and the DAG's tasks do) stays cheap (torch's import
+takes about 4 s on the 2-core machine).
 """
 
 from __future__ import annotations
@@ -21,14 +25,13 @@ import re
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
-from torch import nn
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
-from models.predictor import Predictor
-from models.preprocess import InputSpec
+    from models.predictor import Predictor
 
 ROLES = ("prefilter", "heavy")
 BUILTIN_ARCHS = ("prefilter_cnn", "prefilter_ensemble", "mobilenet_like", "mobilenet_ensemble")
@@ -70,6 +73,8 @@ def is_torchscript_archive(data: bytes) -> bool:
 
 def load_torchscript_bytes(data: bytes) -> torch.jit.ScriptModule:
     """torch.jit.load, but only for real TorchScript archives (never a plain pickle)."""
+    import torch
+
     if not is_torchscript_archive(data):
         raise ValueError("not a TorchScript archive (plain pickles / checkpoints are refused)")
     return torch.jit.load(io.BytesIO(data), map_location="cpu")
@@ -154,6 +159,10 @@ class ModelRegistry:
         spec needs at least input and class_names; threshold defaults to 0.5; the caller
         says which code made the model (`code_version`).
         """
+        from safetensors.torch import save as st_save
+
+        from models.preprocess import InputSpec
+
         self._check_role(role)
         spec = dict(spec)
         if "input" not in spec or "class_names" not in spec:
@@ -225,6 +234,10 @@ class ModelRegistry:
     @staticmethod
     def _smoke_test(role: str, module: nn.Module, spec: dict) -> None:
         """Check the output shape against the role and class names before storing."""
+        import torch
+
+        from models.predictor import Predictor
+
         lm = Predictor(role, "unregistered", spec, module)
         x = torch.zeros(2, 3, lm.input.height, lm.input.width)
         out = lm.predict_tensor(x)
@@ -249,11 +262,15 @@ class ModelRegistry:
         return spec, {name: self._file(role, version, spec, name) for name in spec.get("files") or {}}
 
     def load(self, role: str, alias_or_version: str = "production") -> Predictor:
+        from models.predictor import Predictor
+
         spec, files = self.files(role, alias_or_version)
         return Predictor(role, spec["version"], spec, self._module(spec, files))
 
     @staticmethod
     def _module(spec: dict, files: dict[str, bytes]) -> nn.Module:
+        from safetensors.torch import load as st_load
+
         if spec["arch"] == "torchscript":
             return load_torchscript_bytes(files["model.pt"])
         module = build_module(spec["arch"], spec.get("arch_kwargs", {}))

@@ -124,7 +124,7 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
 
     from workflows.query import query_here
 
-    rows = query_here(settings, [args.sql], args.limit)[0]
+    rows = query_here(settings, [args.sql], args.limit, read_only=True)[0]
     emit(args, {"rows": rows, "count": len(rows)}, format_rows(rows, limit=args.limit or 50))
     return 0
 
@@ -305,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recolour", type=float, default=None,
                    help="share of negatives both models see in other colours (default: the recipes')")
 
-    p = command("query", cmd_query, "Run Spark SQL on the warehouse tables (database percolate).")
+    p = command("query", cmd_query, "Run one read-only Spark SQL statement (SELECT, WITH, SHOW, DESCRIBE, "
+                "EXPLAIN) on the warehouse tables (database percolate); anything else is refused.")
     p.add_argument("sql")
     p.add_argument("--limit", type=int, default=None)
 

@@ -17,13 +17,24 @@ from pathlib import Path
 from percolate.core.settings import Settings
 
 
-def query_here(settings: Settings, statements: list[str], limit: int | None = None) -> list[list[dict]]:
-    """Run the statements in this process's Spark session; rows as dicts per statement."""
+def query_here(settings: Settings, statements: list[str], limit: int | None = None,
+               read_only: bool = False) -> list[list[dict]]:
+    """Run the statements in this process's Spark session; rows as dicts per statement.
+
+    `read_only` (analysts' statements): each must pass `sql_guard.check_read_only`, checked
+    before Spark starts, and the session does not read files by path.
+    """
     from percolate.io.spark import get_spark
     from percolate.io.warehouse import open_warehouse
 
+    if read_only:
+        from workflows.sql_guard import check_read_only
+
+        statements = [check_read_only(sql) for sql in statements]
     spark = get_spark("percolate-query", settings, master=settings.spark_master)
     try:
+        if read_only:
+            spark.conf.set("spark.sql.runSQLOnFiles", "false")
         open_warehouse(spark, settings).ensure_tables()
         spark.sql(f"USE `{settings.database}`")
         results = []

@@ -1,65 +1,341 @@
-"""One tiny day through the real nightly DAG (Airflow `dags test` -> spark-submit -> tables).
+"""The nightly DAG end to end (Airflow `dags test` -> spark-submit -> tables), in three runs
+that share one warehouse (each run costs minutes of fixed start-up, so the scenarios share them):
 
-Checks the contract analysts rely on: the tables exist and are queryable, rerunning a date
-gives the same rows (only run ids and timestamps differ) with no duplicates, and no other
-date changes. Models here are small untrained-but-real torch networks from a fixed seed:
-quality is the models' tests' business, plumbing is this test's.
+- YESTERDAY: the hostile day's good files alone, through models brought as TorchScript files
+  (`percolate models register`), picked by the DAG's params through an alias: their own
+  classes reach the tables.
+- TODAY: the good files again, among broken and hostile ones (see `hostile_files`), through
+  the seeded built-in models (`production`). Bad files are quarantined with their reason; the
+  good calls are sampled exactly as on the day without the bad files.
+- Seeded defects in TODAY's staged outputs stop the publish, leaving both days untouched
+  (the publish job alone, no DAG run).
+- TODAY again, after the uploader fixed one file: the file is processed, nothing else
+  changes (the rerun is idempotent and touches its own date only), nothing is duplicated.
+
+Models here are small untrained-but-real torch networks from a fixed seed or fixed weights:
+quality is the models' tests' business, plumbing is this one's.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+import torch
+from torch import nn
 
-from e2e_support import register_seeded_models, snapshot
-from workflows.cli import main as cli_main
-from workflows.query import run_queries
+from e2e_support import register_seeded_models, snapshots, without_volatile
+from hostile_files import build_calls, put_day
+from media import decode_jpeg, make_video
+from percolate.core.layout import video_key
 from percolate.core.settings import Settings
-from workflows.launch import run_nightly
+from percolate.io.manifest import read_manifest, write_manifest
+from percolate.io.stage import open_stage
 from percolate.io.store import LocalStore
+from percolate.report import format_funnel
+from workflows.cli import main as cli_main
+from workflows.launch import run_nightly, spark_submit
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.airflow, pytest.mark.spark]
-DAY, OTHER_DAY = "2026-04-01", "2026-04-02"
+YESTERDAY, TODAY = "2026-05-01", "2026-05-02"
+TIME_LIMIT_S = 90.0  # through PERCOLATE_DECODE_TIME_LIMIT_S: the setting must reach the Spark job
+TEAS = ["green tea", "black tea", "chai"]
+
+
+class ColourPrefilter(nn.Module):
+    """One logit per frame: how red the frame is (a stand-in for someone's own prefilter)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x[:, 0] - x[:, 2]).mean(dim=(1, 2)) * 4.0 + 2.0
+
+
+class TeaClassifier(nn.Module):
+    """none + 3 teas from the mean colour and brightness, with fixed weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 4)
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.tensor([[0.0, 0.0, 0.0], [0.0, 2.0, 0.0], [2.0, 0.0, 0.0],
+                                               [0.0, 0.0, 2.0]]))
+            self.fc.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def register_own_models(root: Path) -> None:
+    """The TorchScript models, registered through the CLI under the alias `tea` (not production)."""
+    pf, hv = root / "prefilter.pt", root / "tea.pt"
+    torch.jit.save(torch.jit.script(ColourPrefilter()), str(pf))
+    torch.jit.save(torch.jit.script(TeaClassifier()), str(hv))
+    assert cli_main(["models", "register", "--role", "prefilter", "--file", str(pf), "--input-size", "96x54",
+                     "--threshold", "0.0", "--alias", "tea"]) == 0
+    assert cli_main(["models", "register", "--role", "heavy", "--file", str(hv), "--input-size", "64x64",
+                     "--crop", "0.6", "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25",
+                     "--classes", ",".join(TEAS), "--threshold", "0.0", "--min-frames", "1",
+                     "--alias", "tea"]) == 0
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    from synth import generate_day
-
-    root = tmp_path_factory.mktemp("e2e")
+    root = tmp_path_factory.mktemp("nightly")
     settings = Settings(home=root / "home", store_uri=str(root / "store"))
     store = LocalStore(settings.store_uri)
-    for day, seed in ((DAY, 11), (OTHER_DAY, 12)):
-        generate_day(store, day, calls=3, seed=seed, min_seconds=4, max_seconds=7, workers=1)
-    register_seeded_models(store)
+    good, bad = build_calls(root / "work")
+    put_day(store, YESTERDAY, list(good.values()))  # the good files alone
+    put_day(store, TODAY, list(good.values()) + list(bad.values()))
     mp = pytest.MonkeyPatch()
     mp.setenv("PERCOLATE_HOME", str(settings.home))
     mp.setenv("PERCOLATE_STORE", settings.store_uri)
-    yield settings
+    mp.setenv("PERCOLATE_DECODE_TIME_LIMIT_S", str(TIME_LIMIT_S))
+    register_seeded_models(store)  # v0001 of each role, production
+    register_own_models(root)  # v0002 of each role, alias "tea"
+    summaries = {YESTERDAY: json.loads(run_nightly(settings, YESTERDAY, "tea", "tea").read_text()),
+                 TODAY: json.loads(run_nightly(settings, TODAY).read_text())}
+    exact = snapshots(settings, [YESTERDAY, TODAY], exact=True)  # one Spark child process for all
+    published = {day: without_volatile(exact[day], {"dt"}) for day in (YESTERDAY, TODAY)}
+    yield SimpleNamespace(settings=settings, store=store, good=good, bad=bad, summaries=summaries,
+                          exact=exact, published=published, root=root)
     mp.undo()
 
 
-def test_nightly_twice_is_idempotent_and_touches_only_its_date(env, capsys):
-    settings = env
-    first_summary = json.loads(run_nightly(settings, DAY).read_text())
-    assert first_summary["status"] == "success"
-    assert first_summary["sampled_frames"] > 0
-    assert first_summary["prefilter_passed"] == first_summary["sampled_frames"]  # threshold 0 passes all
-    run_nightly(settings, OTHER_DAY)
-    first, other = snapshot(settings, DAY), snapshot(settings, OTHER_DAY)
-    assert len(first["frame_predictions"]) == first_summary["sampled_frames"]
-    assert len(first["pipeline_runs"]) == 1
+def by_call(rows: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        out.setdefault(r["call_id"], []).append(r)
+    return out
 
-    run_nightly(settings, DAY)
-    again, other_after = snapshot(settings, DAY), snapshot(settings, OTHER_DAY)
-    assert again == first
-    assert other_after == other
-    runs = run_queries(settings, ["SELECT dt, run_id FROM pipeline_runs ORDER BY dt"])[0]
-    assert [r["dt"] for r in runs] == [DAY, OTHER_DAY]
-    assert runs[0]["run_id"] != first_summary["run_id"]  # the rerun replaced the row
 
-    # the analysts' command line sees the same tables, as one JSON document
-    capsys.readouterr()
-    assert cli_main(["query", f"SELECT count(*) AS n FROM frame_predictions WHERE dt = '{DAY}'", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["rows"] == [{"n": len(first["frame_predictions"])}]
+def test_bad_files_are_quarantined_and_good_calls_sampled_as_without_them(env):
+    good, bad = env.good, env.bad
+    summary = env.summaries[TODAY]
+    assert summary["status"] == "success"
+    assert (summary["videos"], summary["videos_ok"], summary["videos_quarantined"]) == (
+        len(good) + len(bad), len(good), len(bad))
+    today, yesterday = env.published[TODAY], env.published[YESTERDAY]
+    assert {r["call_id"] for r in yesterday["frame_predictions"]} == set(good)
+
+    # every bad file is in quarantine with its reason and a message; nothing else is
+    assert {r["call_id"]: r["reason"] for r in today["quarantine"]} == {c: b.reason for c, b in bad.items()}
+    assert all(r["message"] and r["video_key"] and r["user_id"] for r in today["quarantine"])
+    assert yesterday["quarantine"] == []
+
+    # every good call has one prediction row per second of video, in the right second
+    frames = by_call(today["frame_predictions"])
+    assert set(frames) == set(good)
+    for call_id, call in good.items():
+        assert [r["frame_index"] for r in frames[call_id]] == call.buckets, call_id
+        for r in frames[call_id]:
+            assert r["frame_index"] * 1000 <= r["ts_ms"] < (r["frame_index"] + 1) * 1000, (call_id, r)
+    assert [r["ts_ms"] for r in frames["vfr-mp4"]] == [0, 1200, 2100, 3500]  # first frame of each second
+
+    # the good calls were sampled exactly as on the day without the bad files (the same frames,
+    # the same pixels: the models, whichever they are, see the same inputs)
+    assert sampled_frames(env.settings, TODAY) == sampled_frames(env.settings, YESTERDAY)
+
+    # the decode limits came from the environment, through the job, into every row's provenance
+    sampler = json.loads(today["frame_predictions"][0]["sampler"])
+    assert sampler["limits"]["time_limit_s"] == TIME_LIMIT_S and sampler["limits"]["isolated"] is True
+
+
+def sampled_frames(settings: Settings, day: str) -> list[tuple]:
+    path = open_stage(settings).uri("sample_frames", day, "frames")
+    rows = pq.read_table(path, columns=["call_id", "frame_index", "ts_ms", "width", "height", "jpeg"]).to_pylist()
+    return sorted((r["call_id"], r["frame_index"], r["ts_ms"], r["width"], r["height"], r["jpeg"]) for r in rows)
+
+
+def test_own_torchscript_models_picked_by_params_publish_their_own_classes(env):
+    summary = env.summaries[YESTERDAY]
+    assert summary["status"] == "success"
+    assert (summary["prefilter_version"], summary["heavy_version"]) == ("v0002", "v0002")
+    day = env.exact[YESTERDAY]
+    frames, daily = day["frame_predictions"], day["user_brand_daily"]
+    # threshold 0: every sampled frame reaches the heavy model and gets one of the model's own classes
+    assert len(frames) == summary["sampled_frames"] == summary["prefilter_passed"] > 0
+    assert {r["label"] for r in frames} <= set(TEAS)
+    assert {(r["prefilter_version"], r["heavy_version"]) for r in frames} == {("v0002", "v0002")}
+    assert daily and {r["brand"] for r in daily} <= set(TEAS) and all(r["confirmed"] for r in daily)
+    (run,) = day["pipeline_runs"]
+    assert run["run_id"] == summary["run_id"]
+
+    # the analysts' command line sees the same tables, as one JSON document (in its own
+    # process, as analysts run it: a JVM left here would hold the embedded metastore)
+    out = subprocess.run([str(Path(sys.executable).parent / "percolate"), "query", "--json",
+                          f"SELECT count(*) AS n FROM frame_predictions WHERE dt = '{YESTERDAY}'"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout)["rows"] == [{"n": len(frames)}]
+
+
+def test_sampled_frames_are_upright(env):
+    path = open_stage(env.settings).uri("sample_frames", TODAY, "frames")
+    frames = pq.read_table(path, columns=["call_id", "frame_index", "width", "height", "jpeg"]).to_pylist()
+    got = by_call(frames)
+    for rows in got.values():
+        for r in rows:
+            assert decode_jpeg(r["jpeg"]).shape == (r["height"], r["width"], 3)
+    # stored 320x180, displayed rotated 90 degrees clockwise: portrait, the red top-left
+    # marker of the test pattern ends up top right
+    for r in got["rot90-mp4"]:
+        img = decode_jpeg(r["jpeg"])
+        assert (r["width"], r["height"]) == (180, 320)
+        assert img[10, -10, 0] > 200 and img[10, -10, 2] < 60 and img[10, 10, 0] < 60
+    for call_id, size in (("h264-mkv", (320, 180)), ("mjpeg-avi", (320, 180)), ("odd-333x187-mp4", (333, 187)),
+                          ("half-second-mp4", (320, 180))):
+        for r in got[call_id]:
+            img = decode_jpeg(r["jpeg"])
+            assert (r["width"], r["height"]) == size, call_id
+            assert img[5, 5, 0] > 200 and img[5, -5, 0] < 60, call_id  # marker top left: not turned
+    assert {(r["width"], r["height"]) for r in got["gen-hevc-mp4"] + got["gen-vp9-webm"]} == {(640, 360)}
+
+
+def test_run_summary_shows_warnings_and_the_data_docs(env):
+    summary = env.summaries[TODAY]
+    warnings = json.loads(summary["warnings"])
+    assert f"{len(env.bad)} videos quarantined" in warnings
+    # the manifest's warning-level expectation: objects of 0 bytes (the empty and the missing file)
+    assert any(w.startswith("manifest: expect_column_values_to_be_between(size_bytes, > 0) failed: 2 of")
+               for w in warnings), warnings
+    docs = Path(summary["data_docs"])
+    assert docs.name == "index.html" and docs.is_file()
+    index = docs.read_text(errors="replace")  # built for this run: it lists this run's validations
+    assert all(f"{summary['run_id']}-{suite}" in index for suite in ("manifest", "video_outcomes", "frame_predictions"))
+    (row,) = env.exact[TODAY]["pipeline_runs"]  # pipeline_runs records the same
+    assert json.loads(row["warnings"]) == warnings and row["data_docs"] == str(docs)
+
+    text = format_funnel(summary)  # what `percolate nightly` prints
+    assert f"Data docs: {docs}" in text
+    assert f"Warnings ({len(warnings)}):" in text and f"  - {len(env.bad)} videos quarantined" in text
+    log = (env.settings.home / "logs" / f"nightly-{TODAY}.log").read_text()  # the DAG's report task
+    assert f"Data docs: {docs}" in log and f"- {len(env.bad)} videos quarantined" in log
+
+
+# ---- seeded defects in staged outputs --------------------------------------------------------
+
+
+def out_of_range_scores(df):
+    df.loc[df.index[:2], "score"] = [1.7, -0.2]
+    return df
+
+
+def null_user_ids(df):
+    df.loc[df["call_id"] == "h264-mkv", "user_id"] = None
+    return df
+
+
+def duplicated_frames(df):
+    import pandas as pd
+
+    return pd.concat([df, df[df["call_id"] == "mjpeg-avi"].head(1)], ignore_index=True)
+
+
+def unknown_brand(df):
+    df.loc[df.index[2], "label"] = "Acme Beans"
+    df.loc[df.index[2], "is_detection"] = True
+    return df
+
+
+# defect -> (what the failure must name: the expectation and the offending values)
+DEFECTS = {
+    out_of_range_scores: ("expect_column_values_to_be_between(score, 0..1) failed: 2 of", ["1.7", "-0.2"]),
+    null_user_ids: ("expect_column_values_to_not_be_null(user_id) failed: 3 of", ["are null"]),
+    duplicated_frames: ("expect_compound_columns_to_be_unique((call_id, frame_index)) failed: 2 of",
+                        ["('mjpeg-avi', 0)"]),
+    unknown_brand: ("expect_column_values_to_be_in_set(label, in {", ["'Acme Beans'"]),
+}
+
+
+def write_stage(folder: Path, table: pa.Table) -> None:
+    shutil.rmtree(folder)
+    folder.mkdir()
+    pq.write_table(table, folder / "part-00000-seeded.parquet")
+
+
+def test_seeded_defects_stop_the_publish_and_leave_published_days_untouched(env, tmp_path):
+    from expectations import ValidationFailed
+    from synth import BRAND_NAMES
+    from percolate.handover import check
+
+    settings = env.settings
+    heavy = Path(open_stage(settings).uri("heavy", TODAY))
+    run_id = open_stage(settings).read_metrics("heavy", TODAY)["run_id"]
+    clean = pq.read_table(heavy)
+    shutil.copytree(heavy, tmp_path / "heavy")
+    before = {day: env.exact[day] for day in (YESTERDAY, TODAY)}  # as the fixture's runs published them
+
+    def seeded(*defects) -> pa.Table:
+        df = clean.to_pandas()
+        for defect in defects:
+            df = defect(df)
+        return pa.Table.from_pandas(df, schema=clean.schema, preserve_index=False)
+
+    try:
+        # each defect alone, at the hand-over the DAG's validate_predictions task checks before publish
+        for defect, (expectation, values) in DEFECTS.items():
+            write_stage(heavy, seeded(defect))
+            if defect is null_user_ids:  # tolerated here (a warning): the rows to publish must have users
+                report = check(settings, "heavy_predictions", TODAY, run_id, class_names=list(BRAND_NAMES))
+                assert any("expect_column_values_to_not_be_null(user_id)" in w for w in report.warnings)
+                continue
+            with pytest.raises(ValidationFailed) as err:
+                check(settings, "heavy_predictions", TODAY, run_id, class_names=list(BRAND_NAMES))
+            assert expectation in str(err.value) and all(v in str(err.value) for v in values), str(err.value)
+
+        # the publish job's own audit (write, audit, publish) on all four at once: each is a
+        # critical failure of the rows about to be published (one alone fails the audit)
+        write_stage(heavy, seeded(*DEFECTS))
+        with pytest.raises(RuntimeError, match="spark job publish failed"):
+            spark_submit(settings, "publish", ["--date", TODAY, "--run-id", run_id], log_name="publish-defects")
+        log = (settings.home / "logs" / "publish-defects.log").read_text()
+        assert "ValidationFailed: validation of 'frame_predictions' failed (4 critical)" in log
+        for expectation, values in DEFECTS.values():
+            assert expectation in log and all(v in log for v in values), expectation
+    finally:
+        shutil.rmtree(heavy)
+        shutil.copytree(tmp_path / "heavy", heavy)
+
+    after = snapshots(settings, [YESTERDAY, TODAY], exact=True)
+    assert {day: after[day] for day in before} == before  # not a row, not a run id, not a timestamp changed
+
+
+# ---- after the seeded defects (which must have left the tables as they were) ------------------
+
+
+def test_rerun_after_fixing_a_file_processes_it_and_loses_nothing(env):
+    settings, store = env.settings, env.store
+    before = env.published
+    fixed = make_video(env.root / "work" / "fixed.mp4", n=90)
+    key = video_key(TODAY, "bad-text", "mp4")
+    store.put_file(key, fixed)  # the uploader sends the real video
+    rows = read_manifest(store, TODAY)
+    for r in rows:
+        if r["call_id"] == "bad-text":
+            r["size_bytes"] = os.path.getsize(fixed)
+    write_manifest(store, TODAY, rows)
+
+    summary = json.loads(run_nightly(settings, TODAY).read_text())
+    after = snapshots(settings, [YESTERDAY, TODAY], drop={"dt"},
+                      extra=[f"SELECT run_id FROM pipeline_runs WHERE dt = '{TODAY}'"])
+    assert summary["videos_ok"] == len(env.good) + 1
+    assert after[YESTERDAY] == before[YESTERDAY]
+    expected = {c: b.reason for c, b in env.bad.items() if c != "bad-text"}
+    assert {r["call_id"]: r["reason"] for r in after[TODAY]["quarantine"]} == expected
+
+    rows = after[TODAY]["frame_predictions"]
+    keys = [(r["call_id"], r["frame_index"]) for r in rows]
+    assert len(keys) == len(set(keys))  # no duplicates
+    assert [r["frame_index"] for r in rows if r["call_id"] == "bad-text"] == [0, 1, 2]
+    # every other row is still there, unchanged
+    assert [r for r in rows if r["call_id"] != "bad-text"] == before[TODAY]["frame_predictions"]
+    assert len(after[TODAY]["pipeline_runs"]) == 1
+    assert after["extra"] == [[{"run_id": summary["run_id"]}]]  # the rerun's row replaced the first run's
+    assert summary["run_id"] != env.summaries[TODAY]["run_id"]

@@ -240,3 +240,15 @@ def test_gated_prefilter_ensemble_round_trip_and_frame_flops(registry):
     assert opened.sum() == 3
     np.testing.assert_allclose(flops, np.where(opened, full, full / 3))
     assert (scores[~opened] < gate).all()
+
+
+def test_reading_specs_does_not_import_torch(tmp_path):
+    """Job drivers and DAG tasks read specs and aliases only: importing torch there costs ~4 s a job."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from models.registry import ModelRegistry; from percolate.io.store import LocalStore;"
+            f"ModelRegistry(LocalStore({str(tmp_path)!r})).aliases(); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
