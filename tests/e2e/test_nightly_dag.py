@@ -176,6 +176,28 @@ def test_own_torchscript_models_picked_by_params_publish_their_own_classes(env):
     assert json.loads(out.stdout)["rows"] == [{"n": len(frames)}]
 
 
+def analysts_queries() -> list[str]:
+    """The example queries of docs/analysts.md, in order."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "analysts.md").read_text()
+    return [block.split("```", 1)[0].strip() for block in text.split("```sql")[1:]]
+
+
+def test_the_analysts_example_queries_answer(env):
+    from workflows.query import run_queries
+    from workflows.sql_guard import check_read_only
+
+    queries = analysts_queries()
+    assert len(queries) == 6
+    brands, _week, trend, coverage, reasons, models = run_queries(
+        env.settings, [check_read_only(q) for q in queries])
+    assert {r["dt"] for r in brands} == {YESTERDAY, TODAY} and all(r["users"] > 0 for r in brands)
+    assert [(r["dt"], r["videos"]) for r in trend] == [(YESTERDAY, len(env.good)), (TODAY, len(env.good))]
+    assert [(r["dt"], r["videos_quarantined"]) for r in coverage] == [(YESTERDAY, 0), (TODAY, len(env.bad))]
+    assert sum(r["videos"] for r in reasons) == len(env.bad)
+    assert [(r["dt"], r["prefilter_version"], r["heavy_version"]) for r in models] == [
+        (YESTERDAY, "v0002", "v0002"), (TODAY, "v0001", "v0001")]
+
+
 def test_sampled_frames_are_upright(env):
     path = open_stage(env.settings).uri("sample_frames", TODAY, "frames")
     frames = pq.read_table(path, columns=["call_id", "frame_index", "width", "height", "jpeg"]).to_pylist()

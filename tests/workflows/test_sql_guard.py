@@ -53,3 +53,13 @@ def test_the_cli_refuses_before_starting_spark(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "percolate query: error: `percolate query` only reads: DROP statements are refused" in err
     assert not (tmp_path / "home").exists()  # no session, no metastore, nothing written
+
+
+def test_the_example_queries_for_analysts_are_read_only():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "analysts.md").read_text()
+    queries = [block.split("```", 1)[0].strip() for block in text.split("```sql")[1:]]
+    assert len(queries) == 6
+    for sql in queries:
+        assert check_read_only(sql) == sql
