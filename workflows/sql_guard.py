@@ -51,6 +51,7 @@ def words(sql: str) -> list[str]:
 
 def check_read_only(sql: str) -> str:
     """The statement without a trailing `;`, or NotReadOnly saying what was refused."""
+    statement = sql.strip().rstrip(";").strip()
     tokens = words(sql)
     while tokens and tokens[-1] == ";":
         tokens.pop()
@@ -62,7 +63,7 @@ def check_read_only(sql: str) -> str:
         raise NotReadOnly(f"`percolate query` only reads: {tokens[0]} statements are refused "
                           f"(allowed: {', '.join(s for s in READ_STATEMENTS if s != 'DESC')})")
     if tokens[0] in ("SHOW", "DESCRIBE", "DESC"):  # they cannot write (SHOW CREATE TABLE reads)
-        return sql.strip().rstrip(";").strip()
+        return statement
     writes = sorted({t for t in tokens if t in WRITE_WORDS})
     if writes:
         raise NotReadOnly(f"`percolate query` only reads: refused because it contains {', '.join(writes)} "
@@ -71,4 +72,4 @@ def check_read_only(sql: str) -> str:
     if calls:
         raise NotReadOnly(f"refused: {', '.join(c.lower() for c in calls)}() calls into the JVM with the "
                           f"pipeline's rights (it can read environment variables and files)")
-    return sql.strip().rstrip(";").strip()
+    return statement

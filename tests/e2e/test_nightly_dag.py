@@ -32,6 +32,7 @@ import pytest
 import torch
 from torch import nn
 
+from analysts_queries import analysts_queries
 from e2e_support import register_seeded_models, snapshots, without_volatile
 from hostile_files import build_calls, put_day
 from media import decode_jpeg, make_video
@@ -174,12 +175,6 @@ def test_own_torchscript_models_picked_by_params_publish_their_own_classes(env):
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout)["rows"] == [{"n": len(frames)}]
-
-
-def analysts_queries() -> list[str]:
-    """The example queries of docs/analysts.md, in order."""
-    text = (Path(__file__).resolve().parents[2] / "docs" / "analysts.md").read_text()
-    return [block.split("```", 1)[0].strip() for block in text.split("```sql")[1:]]
 
 
 def test_the_analysts_example_queries_answer(env):

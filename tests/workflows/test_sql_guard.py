@@ -2,6 +2,7 @@
 
 import pytest
 
+from analysts_queries import analysts_queries
 from workflows.cli import main as cli_main
 from workflows.sql_guard import NotReadOnly, check_read_only
 
@@ -56,10 +57,7 @@ def test_the_cli_refuses_before_starting_spark(tmp_path, monkeypatch, capsys):
 
 
 def test_the_example_queries_for_analysts_are_read_only():
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parents[2] / "docs" / "analysts.md").read_text()
-    queries = [block.split("```", 1)[0].strip() for block in text.split("```sql")[1:]]
+    queries = analysts_queries()
     assert len(queries) == 6
     for sql in queries:
         assert check_read_only(sql) == sql
