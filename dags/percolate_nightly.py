@@ -7,12 +7,13 @@ from importlib.util import find_spec
 
 import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import Asset, Param, chain, dag, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, chain, dag, task
 
 DOC = """
 ### Percolate nightly
 
-Processes **exactly the partition of the run's logical date** (`{{ ds }}`):
+Processes **exactly the partition of the run's logical date** (`{{ ds }}`): the scheduled run
+after midnight processes the day that just ended (its data interval).
 
 1. `check_inputs` - the day's manifest exists, names at least one video, and passes its
    expectation suite.
@@ -25,10 +26,15 @@ Processes **exactly the partition of the run's logical date** (`{{ ds }}`):
    `quarantine` table) instead of failing the run.
 4. `prefilter` (Spark) - a tiny high-recall CNN scores every sampled frame.
 5. `heavy` (Spark) - a MobileNet-class model classifies only the frames that passed.
-6. `publish` (Spark) - builds the rows, validates them (write, audit, then publish) and checks
-   drift against the trailing 7 days, then replaces the date's partition of
-   `frame_predictions`, `user_brand_daily`, `quarantine` and `pipeline_runs`.
-7. `report` - logs the funnel, cost, warnings and the data docs location.
+6. `publish` (Spark) - writes the rows of `frame_predictions`, `user_brand_daily`, `quarantine`
+   and `calls` to a fresh location, validates them there and checks drift against the
+   trailing 7 days (write, audit), then makes them visible in one commit (`pipeline_runs`).
+7. `report` - logs the funnel, cost, warnings and the data docs location, and releases the
+   date's lease.
+
+One run writes a date at a time: `check_inputs` takes the date's lease (a second run of the
+date fails there, naming the holder), the publish checks it before its commit, and the lease
+is released at the end or when the run fails.
 
 Between the Spark jobs, `validate_*` tasks run the Great Expectations suites of
 `expectations/` on each hand-over: a critical failure fails the task, naming the
@@ -43,6 +49,20 @@ WAREHOUSE = [Asset(f"percolate://warehouse/{t}") for t in
              ("frame_predictions", "user_brand_daily", "quarantine", "pipeline_runs")]
 
 
+def on_run_failed(context) -> None:
+    """A failed run records its outcome and gives up its date's lease, so another run (or its
+    rerun) can write the date."""
+    from percolate.core.settings import Settings
+    from percolate.io.lease import open_leases
+
+    from percolate.core.layout import record_outcome
+
+    run, settings = context["dag_run"], Settings.from_env()
+    date = run.logical_date.strftime("%Y-%m-%d")
+    record_outcome(settings.reports_dir, date, "failed", run.run_id, str(context.get("reason") or "a task failed"))
+    open_leases(settings).release(date, run.run_id)
+
+
 def job(name: str) -> str:
     """Path of a Spark job's file, found without importing it."""
     return find_spec(f"jobs.{name}").origin
@@ -50,16 +70,24 @@ def job(name: str) -> str:
 
 @dag(
     dag_id="percolate_nightly",
-    schedule="@daily",
+    # a run covers the day that just ended: the run after midnight of D+1 has the data interval
+    # [D, D+1) and logical date D (`ds`), the date of the calls it processes (Airflow 3's plain
+    # "@daily" would give the run after midnight its own, empty, date)
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,  # the embedded Derby metastore takes one writer at a time
     doc_md=DOC,
     tags=["percolate", "nightly", "batch-prediction"],
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "owner": "percolate"},
+    on_failure_callback=on_run_failed,
     params={
         "prefilter_model": Param("production", type="string", description="alias or version of the prefilter"),
         "heavy_model": Param("production", type="string", description="alias or version of the heavy model"),
+        "drift_reference_before": Param(
+            "", type="string", description="compare drift with the published days before this date (default: the "
+                                           "run's date); a backfill sets its first date, so its dates do not depend "
+                                           "on the order they run in"),
     },
 )
 def percolate_nightly():
@@ -70,8 +98,11 @@ def percolate_nightly():
         from percolate.handover import check, load
         from percolate.io.stage import open_stage
 
+        from percolate.io.lease import open_leases
+
         settings = Settings.from_env()
-        open_stage(settings).clear_reports(ds)
+        open_leases(settings).acquire(ds, run_id)  # before anything of the date is written
+        open_stage(settings, run_id).clear_reports(ds)
         manifest = load(settings, "manifest", ds)
         if manifest.empty:
             raise ValueError(f"the manifest for {ds} names no video")
@@ -142,20 +173,24 @@ def percolate_nightly():
     heavy = spark_job(
         "heavy", ["--model-version", "{{ ti.xcom_pull(task_ids='resolve_models')['heavy'] }}"],
         doc_md="Classify the prefilter's survivors with the heavy model.")
-    publish = spark_job("publish", outlets=WAREHOUSE,
+    publish = spark_job("publish", ["--drift-before", "{{ params.drift_reference_before or ds }}"], outlets=WAREHOUSE,
                         doc_md="Replace the date's partitions of the warehouse tables.")
 
     @task
-    def report(ds=None) -> dict:
-        """Log the funnel, CPU time and estimated cost of the run."""
+    def report(ds=None, run_id=None) -> dict:
+        """Log the funnel, CPU time and estimated cost of the run; release the date's lease."""
         import json
 
-        from percolate.core.layout import run_summary_path
+        from percolate.core.layout import record_outcome, run_summary_path
         from percolate.core.settings import Settings
+        from percolate.io.lease import open_leases
         from percolate.report import format_funnel
 
-        summary = json.loads(run_summary_path(Settings.from_env().reports_dir, ds).read_text())
+        settings = Settings.from_env()
+        summary = json.loads(run_summary_path(settings.reports_dir, ds).read_text())
         print(format_funnel(summary))
+        record_outcome(settings.reports_dir, ds, "success", run_id)
+        open_leases(settings).release(ds, run_id)
         return summary
 
     chain(check_inputs(), resolve_models(), sample, validate_frames(), prefilter, validate_scores(), heavy,

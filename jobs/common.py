@@ -17,6 +17,13 @@ def new_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def hold_lease(settings: Settings, date: str, run_id: str) -> None:
+    """Take or renew the date's lease for this run (`percolate.io.lease`); raise if another run holds it."""
+    from percolate.io.lease import open_leases
+
+    open_leases(settings).acquire(date, run_id)
+
+
 def model_spec(settings: Settings, role: str, version: str) -> dict:
     """The registered spec of one model version (thresholds, classes, input)."""
     from models.registry import ModelRegistry

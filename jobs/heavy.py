@@ -7,7 +7,7 @@ import sys
 
 from pyspark.sql import functions as F
 
-from jobs.common import Stopwatch, model_spec, new_parser
+from jobs.common import Stopwatch, hold_lease, model_spec, new_parser
 from percolate.core.layout import FRAMES, HEAVY, PREFILTER, SAMPLE_FRAMES
 from percolate.core.metering import job_cpu_seconds
 from percolate.core.settings import Settings
@@ -24,9 +24,10 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: PERCOLATE_HEAVY_REUSE_TOLERANCE or 4; 0 runs the model on every frame)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
+    hold_lease(settings, args.date, args.run_id)
     tolerance = settings.heavy_reuse_tolerance if args.reuse_tolerance is None else float(args.reuse_tolerance)
     watch = Stopwatch()
-    stage = open_stage(settings)
+    stage = open_stage(settings, args.run_id)
     require_same_run(stage, (SAMPLE_FRAMES, PREFILTER), args.date, args.run_id)
     threshold = float(model_spec(settings, "heavy", args.model_version)["threshold"])
     spark = get_spark(f"percolate-heavy-{args.date}", settings)

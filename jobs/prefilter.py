@@ -7,7 +7,7 @@ import sys
 
 from pyspark.sql import functions as F
 
-from jobs.common import Stopwatch, model_spec, new_parser
+from jobs.common import Stopwatch, hold_lease, model_spec, new_parser
 from percolate.core.layout import FRAMES, PREFILTER, SAMPLE_FRAMES
 from percolate.core.metering import job_cpu_seconds
 from percolate.core.settings import Settings
@@ -21,8 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-version", required=True, help="prefilter version, e.g. v0001")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
+    hold_lease(settings, args.date, args.run_id)
     watch = Stopwatch()
-    stage = open_stage(settings)
+    stage = open_stage(settings, args.run_id)
     require_same_run(stage, (SAMPLE_FRAMES,), args.date, args.run_id)
     threshold = float(model_spec(settings, "prefilter", args.model_version)["threshold"])
     spark = get_spark(f"percolate-prefilter-{args.date}", settings)

@@ -1,9 +1,12 @@
 """Spark job: turn the day's stage outputs into the analysts' warehouse tables
 (`percolate.transforms.publishing`).
 
-Writes `frame_predictions`, `user_brand_daily`, `quarantine` and, last, `pipeline_runs`,
-each by replacing exactly the partition of the date, after the rows passed their
-expectation suites and the drift check (write, audit, publish).
+Write, audit, publish (`percolate.io.warehouse`): the rows of `frame_predictions`,
+`user_brand_daily`, `quarantine` and `calls` go to a fresh location keyed by a new publish id,
+where their expectation suites and the drift check read them; then, if this run still holds
+the date's lease, one commit makes them visible in every table at once, `pipeline_runs` being
+the commit marker. Publishes of the date older than the retention period are removed after.
+Each step is logged as `[percolate] publish step: <name>`.
 """
 
 from __future__ import annotations
@@ -14,24 +17,25 @@ import sys
 
 from pyspark.sql import DataFrame, functions as F
 
-from jobs.common import Stopwatch, model_spec, new_parser
-from percolate.core.layout import HEAVY, PREFILTER, PUBLISH, SAMPLE_FRAMES, VIDEOS, run_summary_path
+from jobs.common import Stopwatch, hold_lease, model_spec, new_parser
+from percolate.core.layout import HEAVY, PREFILTER, PUBLISH, SAMPLE_FRAMES, VIDEOS, check_date, run_summary_path
 from percolate.core.metering import job_cpu_seconds
 from percolate.core.provenance import code_version, provenance_values
 from percolate.core.settings import Settings
 from percolate.core.tables import WAREHOUSE, spark_schema
 from percolate.handover import gathered
+from percolate.io.lease import open_leases
 from percolate.io.spark import get_spark
 from percolate.io.stage import open_stage, require_same_run
-from percolate.io.warehouse import Warehouse, open_warehouse
-from percolate.transforms.publishing import (build_frame_predictions, build_quarantine, build_run_row,
-                                             build_user_brand_daily, day_figures)
+from percolate.io.warehouse import Warehouse, new_publish_id, open_warehouse
+from percolate.transforms.publishing import (build_calls, build_frame_predictions, build_quarantine,
+                                             build_run_row, build_user_brand_daily, day_figures)
 
 
 def audit(settings: Settings, warehouse: Warehouse, date: str, run_id: str, frames: DataFrame, daily: DataFrame,
-          metrics: dict, class_names: list[str]) -> list[str]:
-    """Validate the rows about to be published and check drift against the trailing 7 days;
-    raise on anything critical. Returns the drift warnings."""
+          metrics: dict, class_names: list[str], drift_before: str) -> list[str]:
+    """Validate the rows about to be published and check drift against the 7 published days
+    before `drift_before`; raise on anything critical. Returns the drift warnings."""
     from expectations import check_drift
     from percolate.handover import check
 
@@ -42,7 +46,7 @@ def audit(settings: Settings, warehouse: Warehouse, date: str, run_id: str, fram
     today = day_figures(metrics[SAMPLE_FRAMES]["videos"], metrics[SAMPLE_FRAMES]["sampled_frames"],
                         metrics[PREFILTER]["frames_passed"], detections)
     history = [day_figures(d["videos"], d["sampled_frames"], d["prefilter_passed"], d["detections"])
-               for d in warehouse.published_days(date, 7)]
+               for d in warehouse.published_days(drift_before, 7)]
     drift = check_drift(today, history)
     for line in drift.info:
         print(f"[percolate] drift: {line}", flush=True)
@@ -51,12 +55,19 @@ def audit(settings: Settings, warehouse: Warehouse, date: str, run_id: str, fram
     return [f"drift: {w}" for w in drift.warnings]
 
 
+def step(name: str, publish_id: str) -> None:
+    print(f"[percolate] publish step: {name} ({publish_id})", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = new_parser("Publish the day's predictions into the warehouse tables.")
+    parser.add_argument("--drift-before", type=check_date, default=None,
+                        help="compare drift with the published days before this date (default: --date)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
+    hold_lease(settings, args.date, args.run_id)
     watch = Stopwatch()
-    stage = open_stage(settings)
+    stage = open_stage(settings, args.run_id)
     metrics = require_same_run(stage, (SAMPLE_FRAMES, PREFILTER, HEAVY), args.date, args.run_id)
     prefilter_spec = model_spec(settings, "prefilter", metrics[PREFILTER]["model_version"])
     heavy_spec = model_spec(settings, "heavy", metrics[HEAVY]["model_version"])
@@ -70,17 +81,25 @@ def main(argv: list[str] | None = None) -> int:
     spark = get_spark(f"percolate-publish-{args.date}", settings)
     warehouse = open_warehouse(spark, settings)
     warehouse.ensure_tables()
-    frames = build_frame_predictions(spark.read.parquet(stage.uri(HEAVY, args.date)), provenance).cache()
-    daily = build_user_brand_daily(frames, int(rule["min_frames"]), float(rule["min_score"])).cache()
+    publish_id = new_publish_id()
+    frames = build_frame_predictions(spark.read.parquet(stage.uri(HEAVY, args.date)), provenance)
     outcomes = spark.read.parquet(stage.uri(SAMPLE_FRAMES, args.date, VIDEOS))
 
-    # write, audit, then publish: nothing replaces a partition unless all of it passed
+    # write: every table's rows to locations no reader sees yet
+    frames = warehouse.write("frame_predictions", frames, args.date, publish_id).cache()
+    step("written frame_predictions", publish_id)
+    daily = warehouse.write("user_brand_daily", build_user_brand_daily(frames, int(rule["min_frames"]),
+                                                                      float(rule["min_score"])),
+                            args.date, publish_id).cache()
+    warehouse.write("quarantine", build_quarantine(outcomes, args.run_id, provenance["published_at"]),
+                    args.date, publish_id)
+    warehouse.write("calls", build_calls(outcomes, frames, args.run_id, provenance["published_at"]),
+                    args.date, publish_id)
+    step("written", publish_id)
+    # audit what was written; a failure leaves the date as it was
     drift_warnings = audit(settings, warehouse, args.date, args.run_id, frames, daily, metrics,
-                           heavy_spec["class_names"])
-    warehouse.replace_partition("frame_predictions", frames, args.date)
-    warehouse.replace_partition("user_brand_daily", daily, args.date)
-    warehouse.replace_partition("quarantine", build_quarantine(outcomes, args.run_id, provenance["published_at"]),
-                                args.date)
+                           heavy_spec["class_names"], min(args.drift_before or args.date, args.date))
+    step("audited", publish_id)
     counts = daily.agg(F.count("*").alias("rows"), F.sum(F.col("confirmed").cast("int")).alias("confirmed")).first()
     validation = gathered(stage, args.date)
     warnings = validation["warnings"] + drift_warnings
@@ -93,9 +112,20 @@ def main(argv: list[str] | None = None) -> int:
         metrics=metrics,
         counts={"user_brand_rows": int(counts["rows"]), "user_brand_detections": int(counts["confirmed"] or 0)},
         provenance=provenance, cost_per_core_hour=settings.cost_per_core_hour,
-        started_at=min(starts) if starts else None, warnings=warnings, validation=validation)
-    warehouse.replace_partition("pipeline_runs", spark.createDataFrame([row], spark_schema(WAREHOUSE["pipeline_runs"])),
-                                args.date)
+        started_at=min(starts) if starts else None, warnings=warnings, validation=validation,
+        publish_id=publish_id)
+    warehouse.write("pipeline_runs", spark.createDataFrame([row], spark_schema(WAREHOUSE["pipeline_runs"])),
+                    args.date, publish_id)
+    # publish: one commit, if no other run took the date meanwhile
+    open_leases(settings).check(args.date, args.run_id)
+    warehouse.commit(args.date, publish_id)
+    step("committed", publish_id)
+    removed = warehouse.remove_expired(args.date, dt.timedelta(hours=settings.publish_retention_hours))
+    if removed:
+        print(f"[percolate] removed {len(removed)} expired publishes of {args.date}: {', '.join(removed)}",
+              flush=True)
+    for run in stage.remove_other_runs(args.date):  # superseded: this run's publish is the date's now
+        print(f"[percolate] removed stage data of run {run} for {args.date}", flush=True)
     summary = run_summary_path(settings.reports_dir, args.date)
     summary.parent.mkdir(parents=True, exist_ok=True)
     summary.write_text(json.dumps(dict(row, date=args.date), default=str, indent=2))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-from jobs.common import Stopwatch, new_parser
+from jobs.common import Stopwatch, hold_lease, new_parser
 from percolate.core.layout import FRAMES, SAMPLE_FRAMES, VIDEOS
 from percolate.core.metering import job_cpu_seconds
 from percolate.core.settings import Settings
@@ -32,13 +32,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="decode in the Spark worker itself: no hard time limit, no memory cap")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
+    if args.output_stage == SAMPLE_FRAMES:  # a nightly date (training days are not published)
+        hold_lease(settings, args.date, args.run_id)
     sampler = replace(settings.sampler, **{k: v for k, v in (
         ("fps", args.fps), ("time_limit_s", args.time_limit_s), ("memory_limit_mb", args.memory_limit_mb),
         ("max_pixels", args.max_pixels), ("max_duration_s", args.max_duration_s)) if v is not None})
     if args.in_process:
         sampler = replace(sampler, isolated=False)
     watch = Stopwatch()
-    stage = open_stage(settings)
+    stage = open_stage(settings, args.run_id)
     spark = get_spark(f"percolate-sample-frames-{args.date}", settings)
     manifest = read_manifest(open_store(settings.store_uri, settings.s3_endpoint_url), args.date)
     sampled = sample_videos(

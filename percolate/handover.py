@@ -34,8 +34,8 @@ STAGED = {"sampled_frames": (SAMPLE_FRAMES, FRAMES), "video_outcomes": (SAMPLE_F
           "prefilter_scores": (PREFILTER, ""), "heavy_predictions": (HEAVY, "")}
 
 
-def load(settings: Settings, suite: str, date: str) -> pd.DataFrame:
-    """The data a suite checks, for one date."""
+def load(settings: Settings, suite: str, date: str, run_id: str = "") -> pd.DataFrame:
+    """The data a suite checks, for one date (stage data: run `run_id`'s)."""
     if suite == "manifest":
         from percolate.io.manifest import read_manifest
         from percolate.io.store import open_store
@@ -45,7 +45,7 @@ def load(settings: Settings, suite: str, date: str) -> pd.DataFrame:
     if suite not in STAGED:
         raise ValueError(f"no hand-over named {suite!r}")
     stage, part = STAGED[suite]
-    return open_stage(settings).read_pandas(stage, date, part, tables.names(COLUMNS[suite]))
+    return open_stage(settings, run_id).read_pandas(stage, date, part, tables.names(COLUMNS[suite]))
 
 
 def check(settings: Settings, suite: str, date: str, run_id: str, data: pd.DataFrame | None = None,
@@ -57,9 +57,9 @@ def check(settings: Settings, suite: str, date: str, run_id: str, data: pd.DataF
         suite_params.setdefault("columns", tables.names(COLUMNS[suite]))
     if suite == "video_outcomes":
         suite_params.setdefault("reason_codes", list(REASON_CODES))
-    frame = load(settings, suite, date) if data is None else data
+    frame = load(settings, suite, date, run_id) if data is None else data
     report = validate(frame, suite, gx_root=settings.gx_dir, run_name=f"{run_id}-{suite}", **suite_params)
-    open_stage(settings).write_report(date, report.suite, report.to_dict())
+    open_stage(settings, run_id).write_report(date, report.suite, report.to_dict())
     # stderr: task logs show it, and a command's --json stdout stays one document
     print(f"[percolate] validation {report.summary()}", file=sys.stderr, flush=True)
     for warning in report.warnings:

@@ -31,3 +31,43 @@ def spark(spark_home):
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings(home=tmp_path / "home", store_uri=str(tmp_path / "store"))
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server on loopback (infra/postgres.sh, the one users start), for the shared
+    Hive metastore; `postgres.new_metastore()` gives the URL of a fresh, initialised one."""
+    import socket
+    import subprocess
+    import tempfile
+    import uuid
+    from types import SimpleNamespace
+
+    from percolate.io.metastore import init_schema
+
+    repo = Path(__file__).resolve().parents[1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = tempfile.mkdtemp(prefix="percolate-pg-", dir="/tmp")  # the server's user must reach it
+    env = {**os.environ, "PERCOLATE_PG_DIR": data, "PERCOLATE_PG_PORT": str(port)}
+    script = str(repo / "infra" / "postgres.sh")
+    out = subprocess.run([script, "start"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    base = f"postgresql://percolate:percolate@127.0.0.1:{port}"
+
+    def new_database(prefix: str) -> str:
+        """A fresh, empty database; its postgresql:// URL."""
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        psql = ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-qc",
+                f"CREATE DATABASE {name} OWNER percolate"]
+        subprocess.run(psql, check=True, capture_output=True)
+        return f"{base}/{name}"
+
+    def new_metastore() -> str:
+        url = new_database("metastore")
+        init_schema(Settings(home=Path(data), store_uri=data, metastore_url=url))
+        return url
+
+    yield SimpleNamespace(port=port, new_database=new_database, new_metastore=new_metastore)
+    subprocess.run([script, "stop"], env=env, capture_output=True)

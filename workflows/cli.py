@@ -102,6 +102,38 @@ def cmd_nightly(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from workflows.backfill import (dates_between, dry_run, format_dry_run, parallel_allowed, run_backfill,
+                                    say_result, to_redo)
+    from workflows.launch import base_env
+    from workflows.progress import bar
+
+    dates = dates_between(args.start, args.end)
+    if args.only_failed:
+        dates = to_redo(settings, dates)
+    if args.dry_run:
+        plan = dry_run(settings, dates) if dates else {"dates": [], "total": {}, "rates": None}
+        emit(args, plan, format_dry_run(plan))
+        return 0
+    if not dates:
+        emit(args, {"dates": []}, "nothing to do: every date of the range succeeded last time")
+        return 0
+    parallel, why = parallel_allowed(settings, args.max_parallel, base_env(settings))
+    if why:
+        print(f"percolate backfill: {why}", file=sys.stderr)
+    with bar(len(dates), f"backfill {dates[0]}..{dates[-1]}", "date") as progress:
+        def done(result: dict) -> None:
+            progress.write(say_result(result), file=sys.stderr)
+            progress.update(1)
+        results = run_backfill(settings, dates, args.prefilter_model, args.heavy_model, parallel, done,
+                               drift_before=args.start)
+    failed = [r["date"] for r in results if r["status"] != "success"]
+    emit(args, {"dates": results, "failed": failed},
+         f"{len(results) - len(failed)} of {len(results)} dates published"
+         + (f"; failed: {', '.join(failed)} (rerun them with --only-failed)" if failed else ""))
+    return 1 if failed else 0
+
+
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from dataclasses import replace
 
@@ -261,6 +293,27 @@ def cmd_models_alias(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_lease_list(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import asdict
+
+    from percolate.io.lease import open_leases
+
+    leases = open_leases(settings).all()
+    lines = [f"{lease.date}  {lease.holder}  since {lease.acquired_at}  expires {lease.expires_at}"
+             f"{'  (expired)' if lease.expired() else ''}  {lease.host} pid {lease.pid}" for lease in leases]
+    emit(args, [asdict(lease) for lease in leases], "\n".join(lines) or "no date is being written")
+    return 0
+
+
+def cmd_lease_release(args: argparse.Namespace, settings: Settings) -> int:
+    from percolate.io.lease import open_leases
+
+    released = open_leases(settings).release(args.date)
+    emit(args, {"date": args.date, "released": released},
+         f"released the lease of {args.date}" if released else f"{args.date} had no lease")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="percolate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -288,6 +341,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", required=True, type=check_date)
     p.add_argument("--prefilter-model", default="production", help="alias or version")
     p.add_argument("--heavy-model", default="production", help="alias or version")
+
+    p = command("backfill", cmd_backfill, "Run the nightly DAG over a range of dates (the same DAG, one run "
+                                          "per date), or estimate what that costs with --dry-run.")
+    p.add_argument("--start", required=True, type=check_date, help="first date, YYYY-MM-DD")
+    p.add_argument("--end", required=True, type=check_date, help="last date (included)")
+    p.add_argument("--prefilter-model", default="production", help="alias or version")
+    p.add_argument("--heavy-model", default="production", help="alias or version")
+    p.add_argument("--only-failed", action="store_true", help="only the dates whose last run failed or is missing")
+    p.add_argument("--max-parallel", type=int, default=1, help="dates at once (needs the shared metastore)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print per date the videos, hours, frames, heavy-model frames, CPU and cost; write nothing")
 
     plan = TrainingPlan()
     p = command("train", cmd_train, "Train, calibrate and register the prefilter and heavy models on generated "
@@ -328,6 +392,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=check_date, default=DEMO_DATE)
     p.add_argument("--calls", type=int, default=DEMO_CALLS)
     p.add_argument("--seed", type=int, default=2026)
+
+    lease = sub.add_parser("lease", help="One writer per date: the runs' leases.")
+    lease_sub = lease.add_subparsers(dest="lease_command", required=True)
+    p = lease_sub.add_parser("list", help="Dates being written, by which run, until when.")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_lease_list)
+    p = lease_sub.add_parser("release", help="Free a date whose writer died (it would expire by itself).")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("date", type=check_date)
+    p.set_defaults(func=cmd_lease_release)
 
     models = sub.add_parser("models", help="The model registry.")
     models_sub = models.add_subparsers(dest="models_command", required=True)

@@ -79,13 +79,14 @@ def published_daily(settings: Settings, dates: list[str], extra: list[str] = ())
     return dict(zip(dates, results)), results[len(dates):]
 
 
-def load_day(settings: Settings, date: str, daily_rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The day's frame table (see scoring.frame_table) and its user_brand_daily rows."""
+def load_day(settings: Settings, date: str, run_id: str, daily_rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The day's frame table (see scoring.frame_table) from run `run_id`'s stage data, and its
+    user_brand_daily rows."""
     from workflows.scoring import frame_table
     from synth import load_truth
 
     truth = load_truth(open_store(settings.store_uri, settings.s3_endpoint_url), date)
-    stage = open_stage(settings)
+    stage = open_stage(settings, run_id)
     frames = stage.read_pandas(SAMPLE_FRAMES, date, FRAMES, ["call_id", "user_id", "frame_index", "ts_ms"])
     table = frame_table(frames, stage.read_pandas(PREFILTER, date), stage.read_pandas(HEAVY, date), truth)
     return table, pd.DataFrame(daily_rows, columns=["user_id", "brand", "confirmed"])
@@ -147,7 +148,7 @@ def evaluate(settings: Settings, dates: list[str], *, prefilter: str = "producti
         daily, _ = published_daily(settings, dates)
     days = []
     for date in dates:
-        table, rows = load_day(settings, date, daily[date])
+        table, rows = load_day(settings, date, summaries[date]["run_id"], daily[date])
         days.append({"date": date, "summary": summaries[date], "table": table, "daily": rows,
                      "result": score(table, rows, classes, summaries[date], *flops)})
     pooled_table = pd.concat([d["table"].assign(user_id=d["date"] + "/" + d["table"]["user_id"].astype(str))

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from percolate.core.layout import run_summary_path
+from percolate.core.layout import record_outcome, run_summary_path
 from percolate.core.settings import Settings
 from workflows.progress import bar
 
@@ -34,6 +34,8 @@ def base_env(settings: Settings) -> dict[str, str]:
         "PERCOLATE_HOME": str(settings.home),
         "PERCOLATE_STORE": settings.store_uri,
         "PERCOLATE_STAGE": settings.stage_uri,
+        "PERCOLATE_DATABASE": settings.database,
+        "PERCOLATE_METASTORE_URL": settings.metastore_url,
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         "PATH": f"{bin_dir()}{os.pathsep}{env.get('PATH', '')}",
@@ -93,21 +95,27 @@ def tail(path: Path, lines: int = 60) -> str:
 
 
 def run_nightly(settings: Settings, date: str, prefilter_model: str = "production",
-                heavy_model: str = "production") -> Path:
-    """Run the nightly DAG through Airflow (`airflow dags test`) for `date`; raise on failure."""
+                heavy_model: str = "production", progress: bool = True, drift_before: str = "") -> Path:
+    """Run the nightly DAG through Airflow (`airflow dags test`) for `date`; raise on failure.
+    The date's outcome is recorded either way (`percolate.core.layout.run_outcome_path`)."""
     env = base_env(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
     ensure_airflow_db(settings, env)
-    conf = json.dumps({"prefilter_model": prefilter_model, "heavy_model": heavy_model})
+    conf = json.dumps({"prefilter_model": prefilter_model, "heavy_model": heavy_model,
+                       "drift_reference_before": drift_before})
     log_path = settings.logs_dir / f"nightly-{date}.log"
     summary = run_summary_path(settings.reports_dir, date)
     summary.unlink(missing_ok=True)  # written by this run's publish, or absent
-    with bar(NIGHTLY_TASKS, f"nightly {date}", "task") as progress:
-        progress.write(f"percolate: running DAG percolate_nightly for {date} through Airflow (log: {log_path})",
-                       file=sys.stderr)
-        rc = run_logged([str(bin_dir() / "airflow"), "dags", "test", "percolate_nightly", date, "--conf", conf],
-                        env, settings.home, log_path, progress)
+    cmd = [str(bin_dir() / "airflow"), "dags", "test", "percolate_nightly", date, "--conf", conf]
+    if progress:
+        with bar(NIGHTLY_TASKS, f"nightly {date}", "task") as tasks:
+            tasks.write(f"percolate: running DAG percolate_nightly for {date} through Airflow (log: {log_path})",
+                        file=sys.stderr)
+            rc = run_logged(cmd, env, settings.home, log_path, tasks)
+    else:
+        rc = run_logged(cmd, env, settings.home, log_path)
     if rc != 0 or not summary.exists() or _task_failed(log_path):
+        record_outcome(settings.reports_dir, date, "failed", None, f"exit {rc}; log {log_path}")
         raise RuntimeError(f"the nightly DAG failed for {date} (exit {rc}); last lines of {log_path}:\n"
                            + tail(log_path))
     return summary
@@ -118,12 +126,17 @@ def _task_failed(log_path: Path) -> bool:
     return "Marking task as FAILED" in text or "state=failed" in text
 
 
+def spark_submit_cmd(settings: Settings, job: str, args: list[str]) -> list[str]:
+    """The spark-submit command line of one Spark job on the configured master."""
+    return [str(bin_dir() / "spark-submit"), "--master", settings.spark_master, "--name", f"percolate-{job}",
+            "--conf", "spark.driver.memory=3g", "--conf", "spark.ui.enabled=false",
+            str(REPO / "jobs" / f"{job}.py"), *args]
+
+
 def spark_submit(settings: Settings, job: str, args: list[str], log_name: str) -> None:
     """Run one Spark job with spark-submit on the configured master; raise on failure."""
     env = base_env(settings)
-    cmd = [str(bin_dir() / "spark-submit"), "--master", settings.spark_master, "--name", f"percolate-{job}",
-           "--conf", "spark.driver.memory=3g", "--conf", "spark.ui.enabled=false",
-           str(REPO / "jobs" / f"{job}.py"), *args]
+    cmd = spark_submit_cmd(settings, job, args)
     log_path = settings.logs_dir / f"{log_name}.log"
     settings.home.mkdir(parents=True, exist_ok=True)
     rc = run_logged(cmd, env, settings.home, log_path)

@@ -57,7 +57,8 @@ def run_queries(settings: Settings, statements: list[str], limit: int | None = N
         request.write_text(json.dumps({"statements": statements, "limit": limit}))
         env_settings = {"PERCOLATE_HOME": str(settings.home), "PERCOLATE_STORE": settings.store_uri,
                         "PERCOLATE_STAGE": settings.stage_uri,
-                        "PERCOLATE_DATABASE": settings.database, "PERCOLATE_SPARK_MASTER": settings.spark_master}
+                        "PERCOLATE_DATABASE": settings.database, "PERCOLATE_SPARK_MASTER": settings.spark_master,
+                        "PERCOLATE_METASTORE_URL": settings.metastore_url}
         out = subprocess.run([sys.executable, "-m", "workflows.query", str(request), str(answer)],
                              env={**os.environ, **env_settings}, capture_output=True, text=True)
         if out.returncode != 0:

@@ -101,8 +101,8 @@ def labelled_frames(settings: Settings, store: ObjectStore, date: str) -> pd.Dat
 
     spark_submit(settings, "sample_frames", ["--date", date, "--run-id", f"training-{date}", "--output-stage",
                                              TRAINING], log_name=f"training-sample-{date}")
-    frames = open_stage(settings).read_pandas(TRAINING, date, FRAMES,
-                                              ["call_id", "user_id", "frame_index", "ts_ms", "jpeg"])
+    frames = open_stage(settings, f"training-{date}").read_pandas(
+        TRAINING, date, FRAMES, ["call_id", "user_id", "frame_index", "ts_ms", "jpeg"])
     truth = load_truth(store, date)
     calls = {c["call_id"]: c for c in truth["calls"]}
     frames["label"] = [label_at(calls[c], t / 1000.0) for c, t in zip(frames["call_id"], frames["ts_ms"])]

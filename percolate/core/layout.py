@@ -52,6 +52,24 @@ def run_summary_path(reports_dir: Path, date: str) -> Path:
     return reports_dir / f"dt={check_date(date)}" / "summary.json"
 
 
+def run_outcome_path(reports_dir: Path, date: str) -> Path:
+    """How the date's last run ended ({status, run_id, at}): what `percolate backfill --only-failed` reads."""
+    return reports_dir / f"dt={check_date(date)}" / "outcome.json"
+
+
+def record_outcome(reports_dir: Path, date: str, status: str, run_id: str | None, error: str | None = None) -> None:
+    """Write the date's outcome (atomically: a reader never sees half of it)."""
+    import json
+    import os
+
+    path = run_outcome_path(reports_dir, date)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    tmp.write_text(json.dumps({"date": date, "status": status, "run_id": run_id, "at": at, "error": error}))
+    os.replace(tmp, path)
+
+
 def evaluation_report_path(reports_dir: Path, dates: list[str]) -> Path:
     """The HTML report of `percolate evaluate` over these dates (JSON beside it)."""
     return reports_dir / "evaluation" / f"{'_'.join(check_date(d) for d in dates)}.html"

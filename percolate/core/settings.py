@@ -74,12 +74,17 @@ class Settings:
     store_uri: str
     stage_uri: str = ""
     database: str = DEFAULT_DATABASE
+    # the Hive metastore: "" is embedded Derby under home/metastore (one Spark application at a
+    # time); postgresql://user:password@host:port/db is a shared one (infra/postgres.sh)
+    metastore_url: str = field(default="", repr=False)  # holds a password
     spark_master: str = "local[*]"
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     cost_per_core_hour: float = 0.048  # USD per vCPU-hour, on-demand compute-optimised class
     s3_endpoint_url: str | None = None
     # grey levels under which the heavy model's input counts as unchanged within a call (models.reuse)
     heavy_reuse_tolerance: float = 4.0
+    # how long a replaced publish of a date stays readable (queries that started on it finish)
+    publish_retention_hours: float = 24.0
 
     def __post_init__(self):
         if not self.stage_uri:
@@ -92,6 +97,11 @@ class Settings:
     @property
     def metastore_dir(self) -> Path:
         return self.home / "metastore"
+
+    @property
+    def leases_dir(self) -> Path:
+        """One writer per date: the runs' leases (`percolate.io.lease`)."""
+        return self.home / "leases"
 
     @property
     def reports_dir(self) -> Path:
@@ -125,9 +135,11 @@ class Settings:
             store_uri=store,
             stage_uri=stage,
             database=env.get("PERCOLATE_DATABASE", DEFAULT_DATABASE),
+            metastore_url=env.get("PERCOLATE_METASTORE_URL", ""),
             spark_master=env.get("PERCOLATE_SPARK_MASTER", "local[*]"),
             sampler=sampler_from_env(env),
             cost_per_core_hour=float(env.get("PERCOLATE_COST_PER_CORE_HOUR", "0.048")),
             s3_endpoint_url=env.get("PERCOLATE_S3_ENDPOINT_URL") or None,
             heavy_reuse_tolerance=float(env.get("PERCOLATE_HEAVY_REUSE_TOLERANCE", cls.heavy_reuse_tolerance)),
+            publish_retention_hours=float(env.get("PERCOLATE_PUBLISH_RETENTION_HOURS", cls.publish_retention_hours)),
         )

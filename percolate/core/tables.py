@@ -74,6 +74,10 @@ WAREHOUSE: dict[str, Columns] = {
         "confirmed boolean") + PROVENANCE,
     "quarantine": _cols("call_id string, user_id string, video_key string, reason string, message string, "
                         "run_id string, published_at timestamp"),
+    "calls": _cols(
+        "call_id string, user_id string, video_key string, status string, reason string, duration_s double, "
+        "width int, height int, codec string, decode_mode string, sampled_frames int, prefilter_passed int, "
+        "heavy_model_runs int, detection_frames int, cpu_s_decode double, run_id string, published_at timestamp"),
     "pipeline_runs": _cols(
         "run_id string, status string, started_at timestamp, finished_at timestamp, videos int, videos_ok int, "
         "videos_quarantined int, video_seconds double, sampled_frames bigint, prefilter_passed bigint, "
@@ -81,12 +85,64 @@ WAREHOUSE: dict[str, Columns] = {
         + ", ".join(f"cpu_s_{s} double" for s in STAGES) + ", "
         "cpu_s_total double, estimated_cost_usd double, cost_per_video_hour_usd double, decode_modes string, "
         "warnings string, validation string, data_docs string") + tuple(
-        c for c in PROVENANCE if c.name != "run_id"),
+        c for c in PROVENANCE if c.name != "run_id") + _cols("publish_id string"),
 }
 # How each table's rows are ordered when compared or shown (a key of the table).
 WAREHOUSE_KEYS: dict[str, tuple[str, ...]] = {
     "frame_predictions": ("call_id", "frame_index"), "user_brand_daily": ("user_id", "brand"),
-    "quarantine": ("call_id",), "pipeline_runs": ("run_id",)}
+    "quarantine": ("call_id",), "calls": ("call_id",), "pipeline_runs": ("run_id",)}
+# The tables whose rows a run publishes beside its `pipeline_runs` row (the commit marker).
+RUN_TABLES: tuple[str, ...] = ("frame_predictions", "user_brand_daily", "quarantine", "calls")
+
+TABLE_COMMENTS: dict[str, str] = {
+    "frame_predictions": "One row per sampled frame that passed the prefilter, with the heavy model's best label",
+    "user_brand_daily": "One row per user and brand seen that day; confirmed = the model's user-day rule held",
+    "quarantine": "One row per video that could not be processed, with a reason code",
+    "calls": "One row per video of the day: processed or quarantined, and what was spent on it",
+    "pipeline_runs": "One row per date: the run that published it (funnel, cost, validation, provenance)",
+}
+# What each warehouse column means (a name means the same in every table), shown by DESCRIBE.
+COLUMN_COMMENTS: dict[str, str] = {
+    "call_id": "the call (one stored video)", "user_id": "the user whose call it is",
+    "video_key": "the video's key in the object store",
+    "frame_index": "index of the sampled frame within its call", "ts_ms": "frame timestamp, ms from call start",
+    "prefilter_score": "prefilter score (higher: more likely a brand)",
+    "loc_x": "prefilter's location estimate, x in [0, 1]", "loc_y": "prefilter's location estimate, y in [0, 1]",
+    "decode_mode": "how frames were decoded (keyframes only, or all frames)",
+    "label": "heavy model's best class", "score": "heavy model's probability of label",
+    "none_score": "heavy model's probability of no brand",
+    "reused_from": "frame of the same call whose output was reused (input unchanged); null: the model ran",
+    "is_detection": "label is a brand with score >= heavy_threshold",
+    "run_id": "the Airflow run (or backfill run) that published the row",
+    "prefilter_version": "prefilter model version", "heavy_version": "heavy model version",
+    "prefilter_threshold": "prefilter pass threshold", "heavy_threshold": "heavy detection threshold",
+    "aggregation": "the user-day rule (JSON)", "sampler": "sampler settings and decode limits (JSON)",
+    "heavy_reuse_tolerance": "grey levels under which a frame reuses the previous output",
+    "code_version": "Percolate's code version (git commit)", "published_at": "when the row was published (UTC)",
+    "brand": "the brand (a heavy-model class)", "frames": "frames supporting the brand that day",
+    "calls": "calls with a supporting frame", "max_score": "highest supporting score",
+    "mean_score": "mean supporting score", "first_seen_call_id": "call of the first supporting frame",
+    "first_seen_ts_ms": "timestamp of the first supporting frame", "last_seen_call_id": "call of the last one",
+    "last_seen_ts_ms": "timestamp of the last supporting frame",
+    "confirmed": "the user-day rule held: the brand counts as seen by this user that day",
+    "reason": "quarantine reason code (docs/pipeline.md); null when processed", "message": "what went wrong",
+    "status": "ok: processed; otherwise quarantined (calls) / the run's outcome (pipeline_runs)",
+    "duration_s": "video duration, seconds", "width": "frame width, pixels", "height": "frame height, pixels",
+    "codec": "video codec", "sampled_frames": "frames sampled", "prefilter_passed": "frames passing the prefilter",
+    "heavy_model_runs": "frames the heavy model ran on (others reused an output)",
+    "detection_frames": "frames with a detection", "cpu_s_decode": "CPU seconds spent decoding the video",
+    "started_at": "when the run's first job started (UTC)", "finished_at": "when it published (UTC)",
+    "videos": "videos in the day's manifest", "videos_ok": "videos processed",
+    "videos_quarantined": "videos quarantined", "video_seconds": "seconds of video processed",
+    "heavy_positives": "frames with a detection", "user_brand_rows": "rows in user_brand_daily",
+    "user_brand_detections": "confirmed user-brand pairs", "cpu_s_total": "CPU seconds, all stages",
+    "estimated_cost_usd": "cpu_s_total at the configured price per core-hour",
+    "cost_per_video_hour_usd": "estimated cost per hour of video", "decode_modes": "decode modes used (JSON)",
+    "warnings": "validation and drift warnings (JSON)", "validation": "suite -> passed/failed (JSON)",
+    "data_docs": "Great Expectations data docs of the run", "publish_id": "the publish that made the rows visible",
+    "dt": "the date (YYYY-MM-DD) the calls were stored",
+    **{f"cpu_s_{s}": f"CPU seconds of the {s} stage" for s in STAGES},
+}
 
 
 def names(columns: Columns) -> list[str]:
@@ -102,6 +158,13 @@ def spark_schema(columns: Columns) -> "StructType":
     return T.StructType([T.StructField(c.name, types[c.type](), c.nullable) for c in columns])
 
 
-def ddl(columns: Columns) -> str:
-    """`name` type, ... for CREATE TABLE."""
-    return ", ".join(f"`{c.name}` {c.type}" for c in columns)
+def sql_string(text: str) -> str:
+    """A Spark SQL string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def ddl(columns: Columns, comments: bool = False) -> str:
+    """`name` type, ... for CREATE TABLE (with each column's COMMENT from COLUMN_COMMENTS if asked)."""
+    return ", ".join(f"`{c.name}` {c.type}" + (f" COMMENT {sql_string(COLUMN_COMMENTS[c.name])}"
+                                               if comments and c.name in COLUMN_COMMENTS else "")
+                     for c in columns)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from urllib.parse import unquote, urlsplit
 from typing import TYPE_CHECKING
 
 from percolate.core.settings import Settings
@@ -15,13 +16,13 @@ if TYPE_CHECKING:
 def spark_conf(settings: Settings) -> dict[str, str]:
     """Session settings shared by jobs, tests and `percolate query`.
 
-    The Hive metastore is embedded Derby under `settings.metastore_dir` (one JVM at a time);
-    a PostgreSQL metastore is a matter of changing the javax.jdo options here.
+    The Hive metastore (Spark's built-in Hive 2.3 client) is embedded Derby under
+    `settings.metastore_dir` (one JVM at a time), or the PostgreSQL database that
+    `settings.metastore_url` names (shared by every Spark application; `infra/postgres.sh`).
     """
-    metastore = settings.metastore_dir / "metastore_db"
     return {
         "spark.sql.warehouse.dir": str(settings.warehouse_dir),
-        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={metastore};create=true",
+        **metastore_conf(settings),
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": "8",
@@ -33,6 +34,32 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.python.worker.reuse": "true",
         "spark.driver.memory": "2g",
+    }
+
+
+def metastore_conf(settings: Settings) -> dict[str, str]:
+    """The javax.jdo options of the metastore: Derby under `metastore_dir`, or PostgreSQL.
+
+    Derby's schema is created on first use. PostgreSQL's is created once, up front
+    (`percolate.io.metastore`: lazy creation deadlocks there), so creation is off here; the
+    schema check is off because that schema is made from the client's own mapping.
+    """
+    url = settings.metastore_url
+    if not url:
+        metastore = settings.metastore_dir / "metastore_db"
+        return {"spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={metastore};create=true"}
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname or not parts.path.strip("/"):
+        raise ValueError(f"PERCOLATE_METASTORE_URL must look like postgresql://user:password@host:port/database, "
+                         f"got {parts.scheme}://{parts.hostname}{parts.path}")
+    return {
+        "spark.hadoop.javax.jdo.option.ConnectionURL":
+            f"jdbc:postgresql://{parts.hostname}:{parts.port or 5432}/{parts.path.strip('/')}",
+        "spark.hadoop.javax.jdo.option.ConnectionDriverName": "org.postgresql.Driver",
+        "spark.hadoop.javax.jdo.option.ConnectionUserName": unquote(parts.username or ""),
+        "spark.hadoop.javax.jdo.option.ConnectionPassword": unquote(parts.password or ""),
+        "spark.hadoop.datanucleus.schema.autoCreateAll": "false",
+        "spark.hadoop.hive.metastore.schema.verification": "false",
     }
 
 

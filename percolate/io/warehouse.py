@@ -1,30 +1,71 @@
 """The analysts' tables behind one small interface; `open_warehouse` picks the implementation.
 
-Every table is partitioned by `dt` (YYYY-MM-DD) and its columns come from
-`percolate.core.tables.WAREHOUSE`. Writing a date replaces exactly that date's partition,
-even when the new data for it is empty. The implementation here is a Hive catalog
-(Spark's, on the metastore `percolate.io.spark` configures) with Parquet tables.
+Every table is partitioned by `dt` (YYYY-MM-DD); the columns come from
+`percolate.core.tables.WAREHOUSE`. A run publishes a date in two steps:
+
+1. `write` each table's rows to a fresh location keyed by a new publish id
+   (`<warehouse>/publishes/<db>/<table>/dt=<date>/publish_id=<id>`), where the audit reads them.
+   Nothing a reader sees changes: the location is new and no table points at it yet.
+2. `commit`: add the data tables' new partitions (dt, publish_id), each invisible to readers,
+   then point `pipeline_runs`' partition of the date at the new row: one metastore operation
+   (ADD PARTITION or SET LOCATION), the commit marker. The analysts' names
+   `frame_predictions`, `user_brand_daily`, `quarantine` and `calls` are views that show, for each
+   date, only the rows of the publish `pipeline_runs` names. So a reader sees the date's old
+   publish or its new one, in every table at once, never a mix and never an empty date.
+
+Old publishes are removed by `remove_expired` after a retention period, and only after the new
+one is committed. A killed publish leaves an unreferenced location, removed the same way.
+
+The implementation is a Hive catalog (Spark's, on the metastore `percolate.io.spark`
+configures): the data tables live in database `<db>_publishes`, partitioned by
+(dt, publish_id); the views and `pipeline_runs` in `<db>`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from typing import TYPE_CHECKING, Protocol
 
 from percolate.core.layout import check_date
-from percolate.core.tables import WAREHOUSE, ddl, names, spark_schema
+from percolate.core.tables import (COLUMN_COMMENTS, RUN_TABLES, TABLE_COMMENTS, WAREHOUSE, ddl, names,
+                                   spark_schema, sql_string)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from percolate.core.settings import Settings
 
+COMMIT_TABLE = "pipeline_runs"  # its rows carry `publish_id`: the views show that publish's rows
+
+
+def new_publish_id(now: dt.datetime | None = None) -> str:
+    """A fresh publish id, ordered by time: 20261201T054500Z-1a2b3c4d."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def publish_time(publish_id: str) -> dt.datetime:
+    return dt.datetime.strptime(publish_id.split("-")[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+
 
 class Warehouse(Protocol):
     def ensure_tables(self) -> None:
-        """Create the database and every table if missing."""
+        """Create the databases, tables and views if missing."""
 
-    def replace_partition(self, table: str, df: "DataFrame", date: str) -> None:
-        """Replace partition dt=`date` of `table` with `df` (which has no dt column)."""
+    def write(self, table: str, df: "DataFrame", date: str, publish_id: str) -> "DataFrame":
+        """Write `df` (no dt column) as `table`'s rows of `date` under `publish_id`, visible to
+        nobody yet; returns the rows as read back from there."""
+
+    def commit(self, date: str, publish_id: str) -> None:
+        """Make `publish_id`'s rows of `date` the visible ones, in every table at once."""
+
+    def committed(self, date: str) -> str | None:
+        """The publish id readers see for `date`, or None."""
+
+    def remove_expired(self, date: str, retention: dt.timedelta) -> list[str]:
+        """Remove `date`'s publishes other than the committed one that are older than
+        `retention`; returns their ids."""
 
     def published_days(self, before: str, days: int) -> list[dict]:
         """The `pipeline_runs` rows of up to `days` published dates before `before`, newest first,
@@ -32,35 +73,124 @@ class Warehouse(Protocol):
 
 
 class HiveWarehouse:
-    """Parquet tables in a Hive catalog, one database."""
+    """Parquet tables in a Hive catalog: views and `pipeline_runs` in `database`, the publishes
+    in `database`_publishes."""
 
-    def __init__(self, spark: "SparkSession", database: str):
-        self.spark, self.database = spark, database
+    def __init__(self, spark: "SparkSession", database: str, root: str):
+        self.spark, self.database, self.root = spark, database, root.rstrip("/")
+        self.store_db = f"{database}_publishes"
 
     def table(self, name: str) -> str:
+        """What analysts query: a view (data tables) or the table (`pipeline_runs`)."""
         return f"`{self.database}`.`{name}`"
 
-    def ensure_tables(self) -> None:
-        self.spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
-        for name, columns in WAREHOUSE.items():
-            self.spark.sql(f"CREATE TABLE IF NOT EXISTS {self.table(name)} ({ddl(columns)}, `dt` string) "
-                           f"USING parquet PARTITIONED BY (dt)")
-            have = self.spark.table(self.table(name)).columns
-            if have != [*names(columns), "dt"]:
-                raise RuntimeError(
-                    f"table {self.database}.{name} was made by another version of Percolate (columns {have}); "
-                    f"drop it (or start from an empty PERCOLATE_HOME) and rerun the dates you need")
+    def stored(self, name: str) -> str:
+        """Where a table's rows are kept, every publish of every date."""
+        return self.table(name) if name == COMMIT_TABLE else f"`{self.store_db}`.`{name}`"
 
-    def replace_partition(self, table: str, df: "DataFrame", date: str) -> None:
+    def location(self, table: str, date: str, publish_id: str) -> str:
+        return f"{self.root}/publishes/{self.database}/{table}/dt={check_date(date)}/publish_id={publish_id}"
+
+    def ensure_tables(self) -> None:
+        self.spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}` "
+                       f"COMMENT 'Percolate: predictions per date (views over the committed publish of each date)'")
+        self.spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.store_db}` "
+                       f"COMMENT 'Percolate: every publish of every date; read the views in {self.database}'")
+        existing = {r.tableName for r in self.spark.sql(f"SHOW TABLES IN `{self.database}`").collect()}
+        for name in existing & set(RUN_TABLES):
+            if self.spark.catalog.getTable(f"{self.database}.{name}").tableType != "VIEW":
+                raise RuntimeError(
+                    f"table {self.database}.{name} was made by another version of Percolate (a table, not a view "
+                    f"over the publishes); drop database {self.database} (or start from an empty PERCOLATE_HOME) "
+                    f"and rerun the dates you need")
+        self._create(COMMIT_TABLE, WAREHOUSE[COMMIT_TABLE], "PARTITIONED BY (dt)")
+        for name in RUN_TABLES:
+            self._create(name, WAREHOUSE[name], "PARTITIONED BY (dt, publish_id)")
+            if name not in existing:
+                self.spark.sql(self._view_sql(name))
+        for name, expected in [(COMMIT_TABLE, [*names(WAREHOUSE[COMMIT_TABLE]), "dt"])] + [
+                (n, [*names(WAREHOUSE[n]), "dt", "publish_id"]) for n in RUN_TABLES]:
+            have = self.spark.table(self.stored(name)).columns
+            if have != expected:
+                raise RuntimeError(
+                    f"table {self.stored(name)} was made by another version of Percolate (columns {have}); "
+                    f"drop databases {self.database} and {self.store_db} (or start from an empty PERCOLATE_HOME) "
+                    f"and rerun the dates you need")
+
+    def _create(self, name: str, columns, partitioning: str) -> None:
+        extra = ", `publish_id` string" if name in RUN_TABLES else ""
+        self.spark.sql(f"CREATE TABLE IF NOT EXISTS {self.stored(name)} ({ddl(columns, comments=True)}, "
+                       f"`dt` string COMMENT {sql_string(COLUMN_COMMENTS['dt'])}{extra}) USING parquet "
+                       f"{partitioning} COMMENT {sql_string(TABLE_COMMENTS[name])}")
+
+    def _view_sql(self, name: str) -> str:
+        cols = [*names(WAREHOUSE[name]), "dt"]
+        listed = ", ".join(f"`{c}`" for c in cols)
+        return (f"CREATE VIEW IF NOT EXISTS {self.table(name)} ({ddl_for_view(cols)}) "
+                f"COMMENT {sql_string(TABLE_COMMENTS[name] + ' (committed publishes only)')} AS "
+                f"SELECT {listed} FROM {self.stored(name)} t LEFT SEMI JOIN {self.table(COMMIT_TABLE)} r "
+                f"ON t.dt = r.dt AND t.publish_id = r.publish_id")
+
+    def write(self, table: str, df: "DataFrame", date: str, publish_id: str) -> "DataFrame":
+        path = self.location(table, date, publish_id)
+        conform(df, table).write.mode("errorifexists").parquet(path)
+        return self.spark.read.schema(spark_schema(WAREHOUSE[table])).parquet(path)
+
+    def commit(self, date: str, publish_id: str) -> None:
         date = check_date(date)
-        view = f"_percolate_publish_{table}"
-        conform(df, table).createOrReplaceTempView(view)
-        self.spark.sql(f"INSERT OVERWRITE TABLE {self.table(table)} PARTITION (dt='{date}') SELECT * FROM {view}")
-        self.spark.catalog.dropTempView(view)
+        for name in RUN_TABLES:
+            self.spark.sql(f"ALTER TABLE {self.stored(name)} ADD IF NOT EXISTS "
+                           f"PARTITION (dt='{date}', publish_id='{publish_id}') "
+                           f"LOCATION '{self.location(name, date, publish_id)}'")
+        # the commit marker: one metastore operation switches every view to the new publish
+        marker = self.location(COMMIT_TABLE, date, publish_id)
+        if self._has_partition(COMMIT_TABLE, date):
+            self.spark.sql(f"ALTER TABLE {self.table(COMMIT_TABLE)} PARTITION (dt='{date}') SET LOCATION '{marker}'")
+        else:
+            self.spark.sql(f"ALTER TABLE {self.table(COMMIT_TABLE)} ADD PARTITION (dt='{date}') LOCATION '{marker}'")
+        self.spark.catalog.refreshTable(self.table(COMMIT_TABLE))
+
+    def _has_partition(self, table: str, date: str) -> bool:
+        rows = self.spark.sql(f"SHOW PARTITIONS {self.table(table)} PARTITION (dt='{date}')").collect()
+        return bool(rows)
+
+    def committed(self, date: str) -> str | None:
+        row = self.spark.sql(f"SELECT publish_id FROM {self.table(COMMIT_TABLE)} "
+                             f"WHERE dt = '{check_date(date)}'").first()
+        return row.publish_id if row else None
+
+    def publishes(self, date: str) -> set[str]:
+        """Every publish id of `date` with a location, committed or not."""
+        fs, jvm = self._fs()
+        found = set()
+        for name in (*RUN_TABLES, COMMIT_TABLE):
+            folder = jvm.org.apache.hadoop.fs.Path(f"{self.root}/publishes/{self.database}/{name}/dt={date}")
+            if fs.exists(folder):
+                found |= {s.getPath().getName().removeprefix("publish_id=") for s in fs.listStatus(folder)}
+        return found
+
+    def remove_expired(self, date: str, retention: dt.timedelta) -> list[str]:
+        date = check_date(date)
+        keep = self.committed(date)
+        now = dt.datetime.now(dt.timezone.utc)
+        expired = sorted(p for p in self.publishes(date) if p != keep and now - publish_time(p) >= retention)
+        fs, jvm = self._fs()
+        for publish_id in expired:
+            for name in RUN_TABLES:
+                self.spark.sql(f"ALTER TABLE {self.stored(name)} DROP IF EXISTS "
+                               f"PARTITION (dt='{date}', publish_id='{publish_id}')")
+            for name in (*RUN_TABLES, COMMIT_TABLE):
+                fs.delete(jvm.org.apache.hadoop.fs.Path(self.location(name, date, publish_id)), True)
+        return expired
+
+    def _fs(self):
+        jvm = self.spark.sparkContext._jvm
+        path = jvm.org.apache.hadoop.fs.Path(self.root)
+        return path.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration()), jvm
 
     def published_days(self, before: str, days: int) -> list[dict]:
         runs = self.spark.sql(
-            f"SELECT * FROM {self.table('pipeline_runs')} WHERE dt < '{check_date(before)}' "
+            f"SELECT * FROM {self.table(COMMIT_TABLE)} WHERE dt < '{check_date(before)}' "
             f"ORDER BY dt DESC LIMIT {int(days)}").collect()
         if not runs:
             return []
@@ -70,6 +200,12 @@ class HiveWarehouse:
                                 f"WHERE is_detection AND dt IN ({dates}) GROUP BY dt, label").collect():
             detections.setdefault(r.dt, {})[r.label] = r.n
         return [dict(r.asDict(), detections=detections.get(r.dt, {})) for r in runs]
+
+
+def ddl_for_view(cols: list[str]) -> str:
+    """A view's column list with the columns' comments."""
+    return ", ".join(f"`{c}` COMMENT {sql_string(COLUMN_COMMENTS[c])}" if c in COLUMN_COMMENTS else f"`{c}`"
+                     for c in cols)
 
 
 def conform(df: "DataFrame", table: str) -> "DataFrame":
@@ -84,5 +220,6 @@ def conform(df: "DataFrame", table: str) -> "DataFrame":
 
 
 def open_warehouse(spark: "SparkSession", settings: "Settings") -> Warehouse:
-    """The warehouse the settings name: the Hive catalog of `spark`, database `settings.database`."""
-    return HiveWarehouse(spark, settings.database)
+    """The warehouse the settings name: the Hive catalog of `spark`, database `settings.database`,
+    publishes under the Spark warehouse directory."""
+    return HiveWarehouse(spark, settings.database, str(settings.warehouse_dir))

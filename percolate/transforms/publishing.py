@@ -52,9 +52,29 @@ def build_quarantine(outcomes: DataFrame, run_id: str, published_at) -> DataFram
         F.lit(run_id).alias("run_id"), F.lit(published_at).alias("published_at"))
 
 
+def build_calls(outcomes: DataFrame, frame_predictions: DataFrame, run_id: str, published_at) -> DataFrame:
+    """One row per video of the day (processed or quarantined) with what was spent on it:
+    sampled frames, frames passing the prefilter, heavy-model runs, detections, decode CPU."""
+    per_call = frame_predictions.groupBy("call_id").agg(
+        F.count("*").cast("int").alias("prefilter_passed"),
+        F.sum(F.col("reused_from").isNull().cast("int")).cast("int").alias("heavy_model_runs"),
+        F.sum(F.col("is_detection").cast("int")).cast("int").alias("detection_frames"))
+    ok = F.col("status") == "ok"
+    return outcomes.join(per_call, "call_id", "left").select(
+        "call_id", "user_id", "video_key", "status", "reason", "duration_s", "width", "height", "codec",
+        "decode_mode",
+        *[F.when(ok, F.coalesce(F.col(src), F.lit(0))).otherwise(0).cast("int").alias(c)
+          for src, c in (("frames", "sampled_frames"), ("prefilter_passed", "prefilter_passed"),
+                         ("heavy_model_runs", "heavy_model_runs"), ("detection_frames", "detection_frames"))],
+        F.col("cpu_s").alias("cpu_s_decode"),
+        F.lit(run_id).alias("run_id"), F.lit(published_at).alias("published_at"))
+
+
 def build_run_row(*, metrics: dict[str, dict], counts: dict, provenance: dict, cost_per_core_hour: float,
-                  started_at, warnings: list[str], validation: dict | None = None) -> dict:
-    """The `pipeline_runs` row: the funnel, CPU per stage, cost, and provenance."""
+                  started_at, warnings: list[str], validation: dict | None = None,
+                  publish_id: str | None = None) -> dict:
+    """The `pipeline_runs` row: the funnel, CPU per stage, cost, provenance, and the publish
+    whose rows it makes visible (`percolate.io.warehouse`)."""
     cpu = {stage: float(metrics[stage].get("cpu_s") or 0.0) for stage in STAGES}
     total = round(sum(cpu.values()), 3)
     cost = total / 3600.0 * cost_per_core_hour
@@ -77,6 +97,7 @@ def build_run_row(*, metrics: dict[str, dict], counts: dict, provenance: dict, c
         "validation": json.dumps((validation or {}).get("suites", {}), sort_keys=True),
         "data_docs": (validation or {}).get("docs_path"),
         **provenance,
+        "publish_id": publish_id,
     }
 
 

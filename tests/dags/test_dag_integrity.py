@@ -56,7 +56,20 @@ def test_nightly_shape(dagbag):
         assert task._conn_id == "spark_default"
         assert task.application.endswith(f"jobs/{task.task_id}.py") and Path(task.application).is_file()
         assert "{{ ds }}" in task.application_args and "{{ run_id }}" in task.application_args
-    assert set(dag.params.keys()) == {"prefilter_model", "heavy_model"}
+    assert set(dag.params.keys()) == {"prefilter_model", "heavy_model", "drift_reference_before"}
+    publish = next(t for t in spark_tasks if t.task_id == "publish")
+    assert publish.application_args[-2:] == ["--drift-before", "{{ params.drift_reference_before or ds }}"]
+
+
+def test_a_scheduled_run_processes_the_day_that_just_ended(dagbag):
+    """The run after midnight of D+1 covers [D, D+1): its logical date (`ds`) is D."""
+    import pendulum
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
+    timetable = coerce_to_core_timetable(dagbag.dags["percolate_nightly"].timetable)  # as the scheduler sees it
+    interval = timetable.infer_manual_data_interval(run_after=pendulum.datetime(2026, 12, 1, 0, 0, tz="UTC"))
+    assert type(timetable).__name__ == "CronDataIntervalTimetable"
+    assert (interval.start.date().isoformat(), interval.end.date().isoformat()) == ("2026-11-30", "2026-12-01")
 
 
 def test_parsing_imports_nothing_heavy():

@@ -6,7 +6,7 @@ from percolate.core.settings import Settings
 from percolate.core.tables import WAREHOUSE_KEYS
 from workflows.query import run_queries
 
-VOLATILE = {"run_id", "published_at", "started_at", "finished_at"}
+VOLATILE = {"run_id", "published_at", "started_at", "finished_at", "publish_id"}
 TABLES = tuple((table, ", ".join(key)) for table, key in WAREHOUSE_KEYS.items())
 # measured, not derived from the data: differ between runs by nature
 MEASURED = {"estimated_cost_usd", "cost_per_video_hour_usd", "code_version", "data_docs"}
@@ -62,3 +62,39 @@ def snapshots(settings: Settings, days: list[str], drop: set[str] = frozenset(),
 
 def snapshot(settings: Settings, day: str) -> dict:
     return snapshots(settings, [day])[day]
+
+
+# ---- an analyst polling the warehouse (poll_reader.py in a child process) ----------------------
+
+def start_poll_reader(settings: Settings, dates: list[str], folder, wait_s: float = 180):
+    """Start polling `dates`; returns once the first poll is written."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from workflows.launch import base_env
+
+    reader = SimpleNamespace(out=Path(folder) / "polls.jsonl", stop=Path(folder) / "stop",
+                             log=Path(folder) / "reader.log")
+    reader.proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("poll_reader.py")), ",".join(dates), str(reader.out),
+         str(reader.stop)], env=base_env(settings), stdout=subprocess.DEVNULL, stderr=reader.log.open("w"))
+    deadline = time.time() + wait_s
+    while not (reader.out.exists() and reader.out.read_text().strip()):
+        assert reader.proc.poll() is None and time.time() < deadline, reader.log.read_text()[-3000:]
+        time.sleep(1)
+    return reader
+
+
+def stop_poll_reader(reader) -> list[dict]:
+    """Stop the reader; its polls (a failed read is an error, not an observation)."""
+    import json
+
+    reader.stop.touch()
+    reader.proc.wait(timeout=120)
+    polls = [json.loads(line) for line in reader.out.read_text().splitlines()]
+    errors = [p for p in polls if "error" in p]
+    assert not errors, errors[:3]
+    return polls

@@ -3,7 +3,7 @@ that share one warehouse (each run costs minutes of fixed start-up, so the scena
 
 - YESTERDAY: the hostile day's good files alone, through models brought as TorchScript files
   (`percolate models register`), picked by the DAG's params through an alias: their own
-  classes reach the tables.
+  classes reach the tables. It runs through `percolate backfill`.
 - TODAY: the good files again, among broken and hostile ones (see `hostile_files`), through
   the seeded built-in models (`production`). Bad files are quarantined with their reason; the
   good calls are sampled exactly as on the day without the bad files.
@@ -11,6 +11,10 @@ that share one warehouse (each run costs minutes of fixed start-up, so the scena
   (the publish job alone, no DAG run).
 - TODAY again, after the uploader fixed one file: the file is processed, nothing else
   changes (the rerun is idempotent and touches its own date only), nothing is duplicated.
+- TODAY's publish killed (SIGKILL) at several points while an analyst polls every table:
+  no read is torn; the rerun publishes exactly once.
+
+The warehouse's metastore is PostgreSQL (`infra/postgres.sh`), so readers and writers run at once.
 
 Models here are small untrained-but-real torch networks from a fixed seed or fixed weights:
 quality is the models' tests' business, plumbing is this one's.
@@ -33,17 +37,18 @@ import torch
 from torch import nn
 
 from analysts_queries import analysts_queries
-from e2e_support import register_seeded_models, snapshots, without_volatile
+from e2e_support import register_seeded_models, snapshots, start_poll_reader, stop_poll_reader, without_volatile
 from hostile_files import build_calls, put_day
 from media import decode_jpeg, make_video
-from percolate.core.layout import video_key
+from percolate.core.layout import record_outcome, run_outcome_path, run_summary_path, video_key
 from percolate.core.settings import Settings
+from percolate.io.lease import open_leases
 from percolate.io.manifest import read_manifest, write_manifest
 from percolate.io.stage import open_stage
 from percolate.io.store import LocalStore
 from percolate.report import format_funnel
 from workflows.cli import main as cli_main
-from workflows.launch import run_nightly, spark_submit
+from workflows.launch import base_env, run_nightly, spark_submit, spark_submit_cmd
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.airflow, pytest.mark.spark]
 YESTERDAY, TODAY = "2026-05-01", "2026-05-02"
@@ -87,9 +92,10 @@ def register_own_models(root: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, postgres):
     root = tmp_path_factory.mktemp("nightly")
-    settings = Settings(home=root / "home", store_uri=str(root / "store"))
+    # the shared (PostgreSQL) metastore: readers and writers at once, as in production
+    settings = Settings(home=root / "home", store_uri=str(root / "store"), metastore_url=postgres.new_metastore())
     store = LocalStore(settings.store_uri)
     good, bad = build_calls(root / "work")
     put_day(store, YESTERDAY, list(good.values()))  # the good files alone
@@ -97,10 +103,14 @@ def env(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("PERCOLATE_HOME", str(settings.home))
     mp.setenv("PERCOLATE_STORE", settings.store_uri)
+    mp.setenv("PERCOLATE_METASTORE_URL", settings.metastore_url)
     mp.setenv("PERCOLATE_DECODE_TIME_LIMIT_S", str(TIME_LIMIT_S))
     register_seeded_models(store)  # v0001 of each role, production
     register_own_models(root)  # v0002 of each role, alias "tea"
-    summaries = {YESTERDAY: json.loads(run_nightly(settings, YESTERDAY, "tea", "tea").read_text()),
+    # YESTERDAY through `percolate backfill` (the same DAG), TODAY as the nightly command runs it
+    assert cli_main(["backfill", "--start", YESTERDAY, "--end", YESTERDAY,
+                     "--prefilter-model", "tea", "--heavy-model", "tea"]) == 0
+    summaries = {YESTERDAY: json.loads(run_summary_path(settings.reports_dir, YESTERDAY).read_text()),
                  TODAY: json.loads(run_nightly(settings, TODAY).read_text())}
     exact = snapshots(settings, [YESTERDAY, TODAY], exact=True)  # one Spark child process for all
     published = {day: without_volatile(exact[day], {"dt"}) for day in (YESTERDAY, TODAY)}
@@ -141,15 +151,20 @@ def test_bad_files_are_quarantined_and_good_calls_sampled_as_without_them(env):
 
     # the good calls were sampled exactly as on the day without the bad files (the same frames,
     # the same pixels: the models, whichever they are, see the same inputs)
-    assert sampled_frames(env.settings, TODAY) == sampled_frames(env.settings, YESTERDAY)
+    assert sampled_frames(env, TODAY) == sampled_frames(env, YESTERDAY)
 
     # the decode limits came from the environment, through the job, into every row's provenance
     sampler = json.loads(today["frame_predictions"][0]["sampler"])
     assert sampler["limits"]["time_limit_s"] == TIME_LIMIT_S and sampler["limits"]["isolated"] is True
 
 
-def sampled_frames(settings: Settings, day: str) -> list[tuple]:
-    path = open_stage(settings).uri("sample_frames", day, "frames")
+def stage_of(env, day: str):
+    """The stage data of the fixture's run of `day`."""
+    return open_stage(env.settings, env.summaries[day]["run_id"])
+
+
+def sampled_frames(env, day: str) -> list[tuple]:
+    path = stage_of(env, day).uri("sample_frames", day, "frames")
     rows = pq.read_table(path, columns=["call_id", "frame_index", "ts_ms", "width", "height", "jpeg"]).to_pylist()
     return sorted((r["call_id"], r["frame_index"], r["ts_ms"], r["width"], r["height"], r["jpeg"]) for r in rows)
 
@@ -182,19 +197,23 @@ def test_the_analysts_example_queries_answer(env):
     from workflows.sql_guard import check_read_only
 
     queries = analysts_queries()
-    assert len(queries) == 6
-    brands, _week, trend, coverage, reasons, models = run_queries(
+    assert len(queries) == 7
+    brands, _week, trend, coverage, per_call, reasons, models = run_queries(
         env.settings, [check_read_only(q) for q in queries])
     assert {r["dt"] for r in brands} == {YESTERDAY, TODAY} and all(r["users"] > 0 for r in brands)
     assert [(r["dt"], r["videos"]) for r in trend] == [(YESTERDAY, len(env.good)), (TODAY, len(env.good))]
     assert [(r["dt"], r["videos_quarantined"]) for r in coverage] == [(YESTERDAY, 0), (TODAY, len(env.bad))]
     assert sum(r["videos"] for r in reasons) == len(env.bad)
+    assert [(r["dt"], r["status"], r["videos"]) for r in per_call if r["dt"] == TODAY and r["status"] == "ok"] == [
+        (TODAY, "ok", len(env.good))]
+    assert sum(r["videos"] for r in per_call if r["dt"] == TODAY and r["status"] != "ok") == len(env.bad)
+    assert sum(r["sampled_frames"] for r in per_call if r["dt"] == TODAY) == env.summaries[TODAY]["sampled_frames"]
     assert [(r["dt"], r["prefilter_version"], r["heavy_version"]) for r in models] == [
         (YESTERDAY, "v0002", "v0002"), (TODAY, "v0001", "v0001")]
 
 
 def test_sampled_frames_are_upright(env):
-    path = open_stage(env.settings).uri("sample_frames", TODAY, "frames")
+    path = stage_of(env, TODAY).uri("sample_frames", TODAY, "frames")
     frames = pq.read_table(path, columns=["call_id", "frame_index", "width", "height", "jpeg"]).to_pylist()
     got = by_call(frames)
     for rows in got.values():
@@ -283,8 +302,8 @@ def test_seeded_defects_stop_the_publish_and_leave_published_days_untouched(env,
     from percolate.handover import check
 
     settings = env.settings
-    heavy = Path(open_stage(settings).uri("heavy", TODAY))
-    run_id = open_stage(settings).read_metrics("heavy", TODAY)["run_id"]
+    run_id = env.summaries[TODAY]["run_id"]
+    heavy = Path(open_stage(settings, run_id).uri("heavy", TODAY))
     clean = pq.read_table(heavy)
     shutil.copytree(heavy, tmp_path / "heavy")
     before = {day: env.exact[day] for day in (YESTERDAY, TODAY)}  # as the fixture's runs published them
@@ -319,6 +338,7 @@ def test_seeded_defects_stop_the_publish_and_leave_published_days_untouched(env,
     finally:
         shutil.rmtree(heavy)
         shutil.copytree(tmp_path / "heavy", heavy)
+        open_leases(settings).release(TODAY, run_id)  # as the DAG's failure callback does
 
     after = snapshots(settings, [YESTERDAY, TODAY], exact=True)
     assert {day: after[day] for day in before} == before  # not a row, not a run id, not a timestamp changed
@@ -356,3 +376,108 @@ def test_rerun_after_fixing_a_file_processes_it_and_loses_nothing(env):
     assert len(after[TODAY]["pipeline_runs"]) == 1
     assert after["extra"] == [[{"run_id": summary["run_id"]}]]  # the rerun's row replaced the first run's
     assert summary["run_id"] != env.summaries[TODAY]["run_id"]
+
+
+def file_tree(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_backfill_dry_run_estimates_the_range_and_writes_nothing(env, capsys):
+    settings = env.settings
+    before = file_tree(settings.home), file_tree(Path(settings.store_uri))
+    assert cli_main(["backfill", "--start", YESTERDAY, "--end", "2026-05-03", "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert (file_tree(settings.home), file_tree(Path(settings.store_uri))) == before
+
+    days = {d["date"]: d for d in plan["dates"]}
+    yesterday, today = env.summaries[YESTERDAY], json.loads(run_summary_path(settings.reports_dir, TODAY).read_text())
+    # every video of YESTERDAY ran: its hours are the calls table's, not an estimate
+    assert days[YESTERDAY]["videos"] == yesterday["videos"] and days[YESTERDAY]["hours_estimated_for"] == 0
+    assert days[YESTERDAY]["video_hours"] == round(yesterday["video_seconds"] / 3600, 3)
+    assert days[TODAY]["videos"] == today["videos"]
+    assert days[TODAY]["hours_estimated_for"] == today["videos_quarantined"]  # no duration: from their size
+    assert days[TODAY]["cost_usd"] > 0 and days[TODAY]["heavy_model_frames"] > 0
+    assert days["2026-05-03"]["videos"] == 0 and "no manifest" in days["2026-05-03"]["note"]
+    assert plan["total"]["videos"] == yesterday["videos"] + today["videos"]
+    assert sorted(plan["rates"]["days"]) == [YESTERDAY, TODAY]
+
+
+def test_only_failed_redoes_only_the_dates_whose_last_run_failed(env, capsys):
+    settings = env.settings
+    assert cli_main(["backfill", "--start", YESTERDAY, "--end", TODAY, "--only-failed", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"dates": []}  # both succeeded: nothing to run
+    outcome = run_outcome_path(settings.reports_dir, YESTERDAY)
+    saved = outcome.read_text()
+    try:
+        record_outcome(settings.reports_dir, YESTERDAY, "failed", "forced", "a forced failure")
+        assert cli_main(["backfill", "--start", YESTERDAY, "--end", TODAY, "--only-failed", "--dry-run",
+                         "--json"]) == 0
+        assert [d["date"] for d in json.loads(capsys.readouterr().out)["dates"]] == [YESTERDAY]
+    finally:
+        outcome.write_text(saved)
+
+
+# ---- last: killed publishes under a polling reader ---------------------------------------------
+
+KILL_AFTER = ("written frame_predictions", "audited", "committed")
+
+
+def publish_killed_after(settings: Settings, run_id: str, step: str, log: Path) -> bool:
+    """Start TODAY's publish and SIGKILL its whole process group (driver JVM and Python) as soon
+    as it logs `step`; True if it got there."""
+    import signal
+
+    cmd = spark_submit_cmd(settings, "publish", ["--date", TODAY, "--run-id", run_id])
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, env=base_env(settings), cwd=settings.home, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        for line in proc.stdout:
+            out.write(line)
+            if f"[percolate] publish step: {step} (" in line:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return True
+        proc.wait()
+    return False
+
+
+def test_a_killed_publish_never_shows_a_torn_date_and_the_rerun_publishes_once(env, tmp_path):
+    import time
+
+    settings = env.settings
+    run_id = json.loads(run_summary_path(settings.reports_dir, TODAY).read_text())["run_id"]  # the rerun's
+    before = snapshots(settings, [TODAY], exact=True)[TODAY]
+    reader = start_poll_reader(settings, [TODAY], tmp_path)
+    try:
+        for step in KILL_AFTER:
+            assert publish_killed_after(settings, run_id, step, tmp_path / f"publish-{step}.log"), step
+        os.environ["PERCOLATE_PUBLISH_RETENTION_HOURS"] = "0"  # the rerun removes every other publish
+        try:
+            spark_submit(settings, "publish", ["--date", TODAY, "--run-id", run_id], log_name="publish-after-kills")
+        finally:
+            del os.environ["PERCOLATE_PUBLISH_RETENTION_HOURS"]
+        time.sleep(3)  # a few polls of the final state
+    finally:
+        polls = stop_poll_reader(reader)
+
+    # the published counts never change (every publish here has the same inputs); each table's
+    # rows at every poll come from one publish: never empty, never a mix
+    expected = {t: len(rows) for t, rows in before.items()}
+    assert all(expected[t] for t in expected)
+    times = set()
+    for poll in polls:
+        assert set(poll["dates"][TODAY]) == set(expected), poll  # no table ever empty
+        for table, seen in poll["dates"][TODAY].items():
+            assert seen["n"] == expected[table] and len(seen["at"]) == 1, (table, poll)
+            times.add(seen["at"][0])
+    assert len(polls) >= 20 and len(times) >= 2  # the reader saw the old publish and a new one
+
+    # the rerun published exactly once: its publish is the only one left of the date
+    final = snapshots(settings, [TODAY], exact=True,
+                      extra=[f"SELECT publish_id, run_id FROM pipeline_runs WHERE dt = '{TODAY}'"])
+    assert without_volatile(final[TODAY]) == without_volatile(before)  # the same rows, published again
+    (committed,) = final["extra"][0]
+    assert committed["run_id"] == run_id
+    for table in ("frame_predictions", "user_brand_daily", "quarantine", "calls", "pipeline_runs"):
+        folder = settings.warehouse_dir / "publishes" / settings.database / table / f"dt={TODAY}"
+        assert [p.name for p in folder.iterdir()] == [f"publish_id={committed['publish_id']}"], table

@@ -1,4 +1,4 @@
-"""Publish transforms and per-date partition replacement, on the shared local session."""
+"""Publish transforms and the warehouse's publish-and-commit, on the shared local session."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from pyspark.sql import Row, functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from percolate.core.tables import WAREHOUSE, names
-from percolate.io.warehouse import HiveWarehouse
-from percolate.transforms.publishing import (build_frame_predictions, build_quarantine, build_run_row,
+from percolate.core.tables import WAREHOUSE, names, spark_schema
+from percolate.io.warehouse import HiveWarehouse, new_publish_id
+from percolate.transforms.publishing import (build_calls, build_frame_predictions, build_quarantine, build_run_row,
                                              build_user_brand_daily)
 
 pytestmark = pytest.mark.spark
@@ -82,7 +82,7 @@ def test_run_row_sums_cpu_and_prices_it():
     }
     row = build_run_row(metrics=metrics, counts={"user_brand_rows": 5, "user_brand_detections": 3},
                         provenance=PROVENANCE, cost_per_core_hour=0.06, started_at=NOW,
-                        warnings=["1 videos quarantined"])
+                        warnings=["1 videos quarantined"], publish_id="p1")
     assert row["cpu_s_total"] == 60.0
     assert row["estimated_cost_usd"] == pytest.approx(60 / 3600 * 0.06)
     assert row["cost_per_video_hour_usd"] == pytest.approx(60 / 3600 * 0.06)
@@ -92,23 +92,65 @@ def test_run_row_sums_cpu_and_prices_it():
     assert row["finished_at"] == NOW and row["code_version"] == "abc123"
 
 
-def test_replace_partition_replaces_only_that_date(spark):
-    warehouse = HiveWarehouse(spark, "percolate_test")
-    warehouse.ensure_tables()
-    outcomes = lambda ids: spark.createDataFrame(  # noqa: E731
-        [(i, "u", f"k/{i}", "empty_file", "m", "r", NOW) for i in ids],
+def quarantine_rows(spark, ids, run_id="r"):
+    return spark.createDataFrame(
+        [(i, "u", f"k/{i}", "empty_file", "m", run_id, NOW) for i in ids],
         "call_id string, user_id string, video_key string, reason string, message string, run_id string, "
         "published_at timestamp")
-    warehouse.replace_partition("quarantine", outcomes(["a", "b"]), "2026-01-01")
-    warehouse.replace_partition("quarantine", outcomes(["c"]), "2026-01-02")
-    warehouse.replace_partition("quarantine", outcomes(["a", "b"]), "2026-01-01")  # rerun: no duplicates
+
+
+def publish(spark, warehouse, date, quarantined, run_id="r", publish_id=None):
+    """Write a date's quarantine and run row under a new publish id, then commit it."""
+    publish_id = publish_id or new_publish_id()
+    warehouse.write("quarantine", quarantine_rows(spark, quarantined, run_id), date, publish_id)
+    for table in ("frame_predictions", "user_brand_daily", "calls"):
+        schema = spark_schema(WAREHOUSE[table])
+        warehouse.write(table, spark.createDataFrame([], schema), date, publish_id)
+    row = {c: None for c in names(WAREHOUSE["pipeline_runs"])} | {"run_id": run_id, "publish_id": publish_id}
+    warehouse.write("pipeline_runs", spark.createDataFrame([row], spark_schema(WAREHOUSE["pipeline_runs"])),
+                    date, publish_id)
+    warehouse.commit(date, publish_id)
+    return publish_id
+
+
+def test_a_publish_replaces_only_its_date_and_shows_nothing_before_its_commit(spark):
+    warehouse = HiveWarehouse(spark, "percolate_test", spark.conf.get("spark.sql.warehouse.dir"))
+    warehouse.ensure_tables()
     q = lambda d: sorted(r.call_id for r in spark.sql(  # noqa: E731
         f"SELECT call_id FROM percolate_test.quarantine WHERE dt = '{d}'").collect())
-    assert q("2026-01-01") == ["a", "b"]
-    assert q("2026-01-02") == ["c"]
-    warehouse.replace_partition("quarantine", outcomes([]), "2026-01-01")  # empty data empties the date
-    assert q("2026-01-01") == []
-    assert q("2026-01-02") == ["c"]
+    first = publish(spark, warehouse, "2026-01-01", ["a", "b"])
+    publish(spark, warehouse, "2026-01-02", ["c"])
+    assert (q("2026-01-01"), q("2026-01-02")) == (["a", "b"], ["c"])
+    # written but not committed: readers still see the old publish
+    pending = new_publish_id()
+    warehouse.write("quarantine", quarantine_rows(spark, ["x"]), "2026-01-01", pending)
+    assert q("2026-01-01") == ["a", "b"] and warehouse.committed("2026-01-01") == first
+    # a rerun: its rows replace the date's, no duplicates, the other date untouched
+    second = publish(spark, warehouse, "2026-01-01", ["a", "b", "d"], run_id="r2")
+    assert (q("2026-01-01"), q("2026-01-02")) == (["a", "b", "d"], ["c"])
+    assert {r.run_id for r in spark.sql("SELECT run_id FROM percolate_test.quarantine WHERE dt='2026-01-01'")
+            .collect()} == {"r2"}
+    publish(spark, warehouse, "2026-01-01", [])  # empty data empties the date
+    assert (q("2026-01-01"), q("2026-01-02")) == ([], ["c"])
+
+    # retention: older publishes stay until they expire, the committed one always stays
+    assert warehouse.remove_expired("2026-01-01", dt.timedelta(hours=1)) == []
+    assert {first, second, pending} <= warehouse.publishes("2026-01-01")
+    removed = warehouse.remove_expired("2026-01-01", dt.timedelta(0))
+    assert set(removed) == {first, second, pending}
+    assert warehouse.publishes("2026-01-01") == {warehouse.committed("2026-01-01")}
+    assert q("2026-01-01") == [] and q("2026-01-02") == ["c"]
+    partitions = spark.sql("SHOW PARTITIONS percolate_test_publishes.quarantine").collect()
+    assert len(partitions) == 2  # one per date: the committed publishes
+
+
+def test_tables_and_columns_carry_comments(spark):
+    warehouse = HiveWarehouse(spark, "percolate_test", spark.conf.get("spark.sql.warehouse.dir"))
+    warehouse.ensure_tables()
+    for table in WAREHOUSE:
+        described = {r.col_name: r.comment for r in spark.sql(f"DESCRIBE percolate_test.{table}").collect()}
+        assert all(described.get(c) for c in names(WAREHOUSE[table])), table
+    assert spark.catalog.getTable("percolate_test.calls").description
 
 
 def test_a_table_from_another_version_is_refused_with_a_clear_error(spark):
@@ -117,4 +159,20 @@ def test_a_table_from_another_version_is_refused_with_a_clear_error(spark):
     spark.sql(f"CREATE TABLE {db}.quarantine (call_id string, user_id string, video_key string, reason string, "
               f"message string, dt string) USING parquet PARTITIONED BY (dt)")
     with pytest.raises(RuntimeError, match="made by another version"):
-        HiveWarehouse(spark, db).ensure_tables()
+        HiveWarehouse(spark, db, spark.conf.get("spark.sql.warehouse.dir")).ensure_tables()
+
+
+def test_calls_has_one_row_per_video_with_its_costs(spark):
+    outcomes = spark.createDataFrame(
+        [("c1", "u1", "k/c1", "ok", None, 10.0, 640, 360, "h264", "all", 10, 1.5),
+         ("c2", "u2", "k/c2", "corrupt", "m", None, None, None, None, None, 3, 0.2)],
+        "call_id string, user_id string, video_key string, status string, reason string, duration_s double, "
+        "width int, height int, codec string, decode_mode string, frames int, cpu_s double")
+    frames = spark.createDataFrame(
+        [("c1", 0, None, True), ("c1", 1, 0, False), ("c1", 2, None, False)],
+        "call_id string, frame_index int, reused_from int, is_detection boolean")
+    rows = {r.call_id: r for r in build_calls(outcomes, frames, "r1", NOW).collect()}
+    assert (rows["c1"].sampled_frames, rows["c1"].prefilter_passed, rows["c1"].heavy_model_runs,
+            rows["c1"].detection_frames, rows["c1"].cpu_s_decode) == (10, 3, 2, 1, 1.5)
+    assert (rows["c2"].status, rows["c2"].sampled_frames, rows["c2"].prefilter_passed) == ("corrupt", 0, 0)
+    assert set(rows["c1"].asDict()) == set(names(WAREHOUSE["calls"]))

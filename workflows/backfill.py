@@ -1,0 +1,194 @@
+"""Re-running history: the nightly DAG over a range of dates, and what that would cost.
+
+`percolate backfill` runs the same DAG the schedule runs, one DAG run per date, so a date's
+rows equal a nightly run's with the same models and settings. Each date's outcome (success
+or failed, with the run id) is kept in `reports/dt=<date>/outcome.json`, which is how
+`--only-failed` finds the dates to redo. A dry run estimates, per date, the videos and their
+hours, the sampled frames, the heavy model's frames and the CPU time and cost, from the
+day's manifest and the rates of the last published days; it writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from percolate.core.layout import check_date, run_outcome_path
+from percolate.core.settings import Settings
+
+HISTORY_DAYS = 7  # published days whose rates the estimate uses
+
+
+def dates_between(start: str, end: str) -> list[str]:
+    first, last = dt.date.fromisoformat(check_date(start)), dt.date.fromisoformat(check_date(end))
+    if last < first:
+        raise ValueError(f"--end {end} is before --start {start}")
+    return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def last_outcome(settings: Settings, date: str) -> dict | None:
+    path = run_outcome_path(settings.reports_dir, date)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def to_redo(settings: Settings, dates: list[str]) -> list[str]:
+    """The dates whose last run failed or that never ran (`--only-failed`)."""
+    return [d for d in dates if (last_outcome(settings, d) or {}).get("status") != "success"]
+
+
+def parallel_allowed(settings: Settings, wanted: int, env: dict) -> tuple[int, str | None]:
+    """How many dates may run at once here, and why fewer than `wanted` if so."""
+    if wanted <= 1:
+        return 1, None
+    if not settings.metastore_url:
+        return 1, ("the embedded Derby metastore takes one Spark application at a time: running one date at a "
+                   "time (set PERCOLATE_METASTORE_URL to a shared metastore for --max-parallel)")
+    if "sqlite" in env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite"):
+        return 1, ("Airflow's SQLite metadata takes one DAG run at a time: running one date at a time "
+                   "(set AIRFLOW__DATABASE__SQL_ALCHEMY_CONN to PostgreSQL for --max-parallel)")
+    return wanted, None
+
+
+def run_backfill(settings: Settings, dates: list[str], prefilter_model: str, heavy_model: str,
+                 max_parallel: int = 1, on_done=None, drift_before: str | None = None) -> list[dict]:
+    """Run the nightly DAG for each date (up to `max_parallel` at once); one result per date,
+    in date order. `on_done(result)` is called as each date finishes.
+
+    Every date's drift check compares with the same published days, those before `drift_before`
+    (default: the first date), so no date's result depends on which others ran first."""
+    drift_before = drift_before or min(dates)
+    from workflows.launch import run_nightly
+
+    def one(date: str) -> dict:
+        try:
+            summary = json.loads(run_nightly(settings, date, prefilter_model, heavy_model, progress=False,
+                                             drift_before=drift_before).read_text())
+            return {"date": date, "status": "success", "run_id": summary["run_id"],
+                    "videos": summary["videos"], "user_brand_detections": summary["user_brand_detections"],
+                    "cpu_s_total": summary["cpu_s_total"], "estimated_cost_usd": summary["estimated_cost_usd"]}
+        except Exception as exc:  # noqa: BLE001 - one date's failure must not stop the others
+            return {"date": date, "status": "failed", "error": str(exc).splitlines()[0][:500]}
+
+    results = {}
+    with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
+        for future in as_completed([pool.submit(one, d) for d in dates]):
+            result = future.result()
+            results[result["date"]] = result
+            if on_done:
+                on_done(result)
+    return [results[d] for d in dates]
+
+
+# ---- the dry run --------------------------------------------------------------------------------
+
+def history_rates(history: list[dict], bytes_by_date: dict[str, int]) -> dict | None:
+    """Rates of the last published days: sampled frames, prefilter passes, heavy runs and CPU
+    per video-second, and video-seconds per stored byte; None without history."""
+    runs = [r for r in history if r.get("video_seconds")]
+    if not runs:
+        return None
+    seconds = sum(r["video_seconds"] for r in runs)
+    sampled = sum(r["sampled_frames"] for r in runs)
+    passed = sum(r["prefilter_passed"] for r in runs)
+    stored = sum(bytes_by_date.get(r["dt"], 0) for r in runs)
+    return {
+        "days": [r["dt"] for r in runs],
+        "frames_per_video_s": sampled / seconds,
+        "prefilter_pass_rate": passed / sampled if sampled else 0.0,
+        "heavy_runs_per_pass": sum(r["heavy_model_runs"] for r in runs) / passed if passed else 0.0,
+        "cpu_s_per_video_s": sum(r["cpu_s_total"] for r in runs) / seconds,
+        "video_s_per_byte": seconds / stored if stored else None,
+    }
+
+
+def estimate_day(date: str, manifest: list[dict], known_seconds: dict[str, float], rates: dict | None,
+                 fps: float, cost_per_core_hour: float) -> dict:
+    """The dry run's line for one date. Durations: from the `calls` table where the date ran
+    before, else from the stored size at the bitrate of the last published days."""
+    seconds, estimated = 0.0, 0
+    for row in manifest:
+        if row["call_id"] in known_seconds:
+            seconds += known_seconds[row["call_id"]]
+        elif rates and rates["video_s_per_byte"]:
+            seconds += int(row["size_bytes"] or 0) * rates["video_s_per_byte"]
+            estimated += 1
+        else:
+            return {"date": date, "videos": len(manifest), "video_hours": None,
+                    "note": "no published day to estimate durations from"}
+    frames = seconds * (rates["frames_per_video_s"] if rates else fps)
+    out = {"date": date, "videos": len(manifest), "video_hours": round(seconds / 3600, 3),
+           "hours_estimated_for": estimated, "sampled_frames": round(frames)}
+    if rates:
+        passed = frames * rates["prefilter_pass_rate"]
+        cpu_s = seconds * rates["cpu_s_per_video_s"]
+        out |= {"heavy_model_frames": round(passed * rates["heavy_runs_per_pass"]),
+                "cpu_hours": round(cpu_s / 3600, 4), "cost_usd": round(cpu_s / 3600 * cost_per_core_hour, 6)}
+    return out
+
+
+def dry_run(settings: Settings, dates: list[str]) -> dict:
+    """Per date and in total: videos, hours, sampled frames, heavy-model frames, CPU, cost."""
+    from percolate.core.layout import manifest_key
+    from percolate.io.manifest import ManifestError, read_manifest
+    from percolate.io.store import open_store
+    from workflows.query import run_queries
+
+    store = open_store(settings.store_uri, settings.s3_endpoint_url)
+    history, calls = run_queries(settings, [
+        f"SELECT dt, video_seconds, sampled_frames, prefilter_passed, heavy_model_runs, cpu_s_total "
+        f"FROM pipeline_runs ORDER BY dt DESC LIMIT {HISTORY_DAYS}",
+        f"SELECT dt, call_id, duration_s FROM calls WHERE dt BETWEEN '{dates[0]}' AND '{dates[-1]}' "
+        f"AND duration_s IS NOT NULL"])
+    bytes_by_date = {}
+    for r in history:
+        try:
+            bytes_by_date[r["dt"]] = sum(int(m["size_bytes"] or 0) for m in read_manifest(store, r["dt"]))
+        except ManifestError:
+            pass  # that day's bitrate is not known: the others' is used
+    rates = history_rates(history, bytes_by_date)
+    known: dict[str, dict[str, float]] = {}
+    for r in calls:
+        known.setdefault(r["dt"], {})[r["call_id"]] = float(r["duration_s"])
+    days = []
+    for date in dates:
+        if not store.exists(manifest_key(date)):
+            days.append({"date": date, "videos": 0, "note": "no manifest: nothing to process"})
+            continue
+        try:
+            manifest = read_manifest(store, date)
+        except ManifestError as exc:  # the run would fail in check_inputs: say so now
+            days.append({"date": date, "videos": 0, "note": f"unusable manifest: {exc}"})
+            continue
+        days.append(estimate_day(date, manifest, known.get(date, {}), rates, settings.sampler.fps,
+                                 settings.cost_per_core_hour))
+    keys = ("videos", "video_hours", "sampled_frames", "heavy_model_frames", "cpu_hours", "cost_usd")
+    total = {k: round(sum(d.get(k) or 0 for d in days), 6) for k in keys}
+    return {"dates": days, "total": total, "rates": rates}
+
+
+def format_dry_run(plan: dict) -> str:
+    cols = ("date", "videos", "video_hours", "sampled_frames", "heavy_model_frames", "cpu_hours", "cost_usd")
+    lines = ["  ".join(f"{c:>18}" for c in cols)]
+    for d in plan["dates"] + [dict(plan["total"], date="total")]:
+        cells = [d.get(c) for c in cols]
+        lines.append("  ".join(f"{'-' if v is None else v:>18}" for v in cells) + (f"  {d['note']}" if d.get("note")
+                                                                                     else ""))
+    rates = plan["rates"]
+    lines.append(f"rates from published days {', '.join(rates['days'])}" if rates else
+                 "no published day yet: heavy-model frames, CPU and cost cannot be estimated")
+    lines.append("dry run: nothing was written")
+    return "\n".join(lines)
+
+
+def say_result(result: dict) -> str:
+    if result["status"] == "success":
+        return (f"{result['date']}: published ({result['videos']} videos, {result['user_brand_detections']} "
+                f"user-brand detections, {result['cpu_s_total']:.0f} CPU s, ${result['estimated_cost_usd']:.5f}; "
+                f"run {result['run_id']})")
+    return f"{result['date']}: FAILED: {result['error']}"
+
+
+def print_line(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
