@@ -154,9 +154,10 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     from percolate.report import format_rows
 
-    from workflows.query import query_here
+    from workflows.query import default_engine, query_here
 
-    rows = query_here(settings, [args.sql], args.limit, read_only=True)[0]
+    rows = query_here(settings, [args.sql], args.limit, read_only=True,
+                      engine=args.engine or default_engine(settings))[0]
     emit(args, {"rows": rows, "count": len(rows)}, format_rows(rows, limit=args.limit or 50))
     return 0
 
@@ -369,10 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recolour", type=float, default=None,
                    help="share of negatives both models see in other colours (default: the recipes')")
 
-    p = command("query", cmd_query, "Run one read-only Spark SQL statement (SELECT, WITH, SHOW, DESCRIBE, "
+    p = command("query", cmd_query, "Run one read-only SQL statement (SELECT, WITH, SHOW, DESCRIBE, "
                 "EXPLAIN) on the warehouse tables (database percolate); anything else is refused.")
     p.add_argument("sql")
     p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--engine", choices=["duckdb", "spark"], default=None,
+                   help="duckdb (about a second; the default with a shared metastore) or spark (Spark SQL; the "
+                        "default on the embedded Derby metastore)")
 
     p = command("evaluate", cmd_evaluate,
                 "Score held-out generated days end to end against their ground truth, with an HTML report.")

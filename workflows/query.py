@@ -1,7 +1,12 @@
-"""Spark SQL on the warehouse tables, for analysts and for the demo and tests.
+"""SQL on the warehouse tables, for analysts and for the demo and tests.
+
+Two engines give the same answers: DuckDB over exactly the partitions the shared catalog
+publishes (`percolate.io.published`: about a second, no JVM; needs PERCOLATE_METASTORE_URL)
+and Spark SQL on the catalog itself (any metastore). `default_engine` picks DuckDB when the
+metastore is shared.
 
 The embedded Derby metastore admits one JVM at a time and stays booted in a JVM until it
-exits, even after the session stops. `run_queries` therefore runs in a short-lived child
+exits, even after the session stops. `run_queries` therefore runs Spark in a short-lived child
 process by default, so that Spark jobs started afterwards can open the metastore.
 """
 
@@ -17,20 +22,32 @@ from pathlib import Path
 from percolate.core.settings import Settings
 
 
+ENGINES = ("duckdb", "spark")
+
+
+def default_engine(settings: Settings) -> str:
+    return "duckdb" if settings.metastore_url else "spark"
+
+
 def query_here(settings: Settings, statements: list[str], limit: int | None = None,
-               read_only: bool = False) -> list[list[dict]]:
-    """Run the statements in this process's Spark session; rows as dicts per statement.
+               read_only: bool = False, engine: str = "spark") -> list[list[dict]]:
+    """Run the statements in this process (DuckDB, or a Spark session); rows as dicts per statement.
 
     `read_only` (analysts' statements): each must pass `sql_guard.check_read_only`, checked
-    before Spark starts, and the session does not read files by path.
+    before any engine starts; Spark does not read files by path, DuckDB reads nothing but the
+    warehouse's files.
     """
-    from percolate.io.spark import get_spark
-    from percolate.io.warehouse import open_warehouse
-
     if read_only:
         from workflows.sql_guard import check_read_only
 
         statements = [check_read_only(sql) for sql in statements]
+    if engine == "duckdb":
+        return query_duckdb(settings, statements, limit)
+    if engine != "spark":
+        raise ValueError(f"no engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    from percolate.io.spark import get_spark
+    from percolate.io.warehouse import open_warehouse
+
     spark = get_spark("percolate-query", settings, master=settings.spark_master)
     try:
         if read_only:
@@ -45,6 +62,22 @@ def query_here(settings: Settings, statements: list[str], limit: int | None = No
         return results
     finally:
         spark.stop()
+
+
+def query_duckdb(settings: Settings, statements: list[str], limit: int | None = None) -> list[list[dict]]:
+    from percolate.io.published import open_duckdb
+
+    con = open_duckdb(settings)
+    try:
+        results = []
+        for sql in statements:
+            cursor = con.execute(sql)
+            columns = [d[0] for d in cursor.description or []]
+            rows = cursor.fetchmany(limit) if limit else cursor.fetchall()
+            results.append([dict(zip(columns, row)) for row in rows])
+        return results
+    finally:
+        con.close()
 
 
 def run_queries(settings: Settings, statements: list[str], limit: int | None = None) -> list[list[dict]]:

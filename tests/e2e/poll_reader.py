@@ -17,6 +17,7 @@ from pathlib import Path
 
 from percolate.core.settings import Settings
 from percolate.io.spark import get_spark
+from percolate.io.warehouse import open_warehouse
 
 TABLES = ("frame_predictions", "user_brand_daily", "quarantine", "calls")
 
@@ -24,6 +25,7 @@ TABLES = ("frame_predictions", "user_brand_daily", "quarantine", "calls")
 def main(dates: str, out: str, stop: str) -> int:
     settings = Settings.from_env()
     spark = get_spark("percolate-poll-reader", settings, master="local[1]")
+    open_warehouse(spark, settings).ensure_tables()  # as `percolate query` does: empty before the first run
     db = settings.database
     listed = ", ".join(f"'{d}'" for d in dates.split(","))
     sql = " UNION ALL ".join(
