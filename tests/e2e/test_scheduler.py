@@ -113,13 +113,15 @@ def test_the_scheduler_and_a_backfill_run_at_once_under_a_polling_reader(airflow
     assert final["extra"][0] == [{"dt": up.backfilled, "run_id": backfill["dag_run_id"], "videos": len(up.good)},
                                  {"dt": up.date, "run_id": scheduled["dag_run_id"], "videos": len(up.good)}]
     assert final[up.backfilled] == final[up.date]  # same calls, same models: the same rows
-    # every poll saw each date either not yet published or whole, in every table at once
+    # every poll saw each table of each date either not yet published or whole (one publish, all
+    # its rows). Across tables, one Spark statement plans each view's read of the commit marker
+    # separately, so a poll at the instant of a commit may see it in one table and not yet in
+    # another (docs/pipeline.md); DuckDB reads one snapshot of the catalog.
     counts = {t: len(rows) for t, rows in final[up.date].items() if rows}
     assert set(counts) == {"frame_predictions", "user_brand_daily", "calls", "pipeline_runs"}  # no quarantine
     for poll in polls:
         for day, seen in poll["dates"].items():
-            assert seen == {} or {t: s["n"] for t, s in seen.items()} == counts, (day, poll)
-            assert all(len(s["at"]) == 1 for s in seen.values()), (day, poll)
+            assert all(s["n"] == counts[t] and len(s["at"]) == 1 for t, s in seen.items()), (day, poll)
     assert polls[-1]["dates"][up.date] and polls[-1]["dates"][up.backfilled]
 
     with urllib.request.urlopen(f"{up.url}/", timeout=30) as r:  # the UI itself
