@@ -1,5 +1,9 @@
 """The `percolate` command line. Figures go to stdout (one JSON document with --json);
-progress and logs go to stderr."""
+progress and logs go to stderr.
+
+Over 400 lines on purpose: this module is the parser and one thin `cmd_*` per command (read the
+arguments, call the workflow module that does the work, print), so `percolate --help` and every
+command's options are read in one place. Work goes in `workflows/<what>.py`, not here."""
 
 from __future__ import annotations
 

@@ -16,6 +16,10 @@ that share one warehouse (each run costs minutes of fixed start-up, so the scena
 
 The warehouse's metastore is PostgreSQL (`infra/postgres.sh`), so readers and writers run at once.
 
+One module (over 400 lines) on purpose: every scenario reads the one warehouse its module
+fixture fills, and a second module would pay the fixture's DAG runs again (about 2 minutes
+each). Shared helpers live in `e2e_support.py`, `hostile_files.py` and `poll_reader.py`.
+
 Models here are small untrained-but-real torch networks from a fixed seed or fixed weights:
 quality is the models' tests' business, plumbing is this one's.
 """
