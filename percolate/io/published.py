@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from percolate.core.tables import RUN_TABLES, WAREHOUSE, names
+from percolate.io.warehouse import COMMIT_TABLE
 
 if TYPE_CHECKING:
     import duckdb
 
     from percolate.core.settings import Settings
 
-COMMIT_TABLE = "pipeline_runs"
 DUCK_TYPES = {"string": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "double": "DOUBLE",
               "boolean": "BOOLEAN", "binary": "BLOB", "timestamp": "TIMESTAMP"}
 
