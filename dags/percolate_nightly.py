@@ -130,27 +130,25 @@ def percolate_nightly():
     @task(retries=0)
     def validate_predictions(ds=None, run_id=None, ti=None) -> None:
         """Heavy-model predictions pass their suite (labels from the model's own classes)."""
-        from models.registry import ModelRegistry
+        from percolate.io.registry import open_registry
         from percolate.core.settings import Settings
-        from percolate.io.store import open_store
         from percolate.handover import check
 
         settings = Settings.from_env()
         version = ti.xcom_pull(task_ids="resolve_models")["heavy"]
-        spec = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url)).spec("heavy", version)
+        spec = open_registry(settings).spec("heavy", version)
         check(settings, "heavy_predictions", ds, run_id, class_names=spec["class_names"])
 
     @task
     def resolve_models(params=None) -> dict:
         """Pin model aliases to versions for the whole run (the shipped models become
         `production` in a registry that has none)."""
-        from models.registry import ModelRegistry
+        from percolate.io.registry import open_registry
         from models.shipped import resolve
         from percolate.core.settings import Settings
-        from percolate.io.store import open_store
 
         settings = Settings.from_env()
-        registry = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url))
+        registry = open_registry(settings)
         return {"prefilter": resolve(registry, "prefilter", params["prefilter_model"]),
                 "heavy": resolve(registry, "heavy", params["heavy_model"])}
 

@@ -21,6 +21,8 @@ port="${PERCOLATE_PG_PORT:-5433}"
 data="${PERCOLATE_PG_DIR:-$here/var/postgres}"
 user=percolate
 password="${PERCOLATE_PG_PASSWORD:-percolate}"
+reader=percolate_reader   # may only SELECT from the metastore: the analysts' Thrift server
+reader_password="${PERCOLATE_PG_READER_PASSWORD:-percolate_reader}"
 
 pg_bin() {
   local bin
@@ -53,6 +55,7 @@ as_owner() {
 
 print_env() {
   echo "export PERCOLATE_METASTORE_URL=postgresql://$user:$password@127.0.0.1:$port/metastore"
+  echo "export PERCOLATE_METASTORE_READER_URL=postgresql://$reader:$reader_password@127.0.0.1:$port/metastore"
   echo "export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://$user:$password@127.0.0.1:$port/airflow"
 }
 
@@ -72,6 +75,9 @@ start() {
   if [ -z "$(as_owner "${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname='$user'")" ]; then
     as_owner "${psql[@]}" -c "CREATE ROLE $user LOGIN PASSWORD '$password'"
   fi
+  if [ -z "$(as_owner "${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname='$reader'")" ]; then
+    as_owner "${psql[@]}" -c "CREATE ROLE $reader LOGIN PASSWORD '$reader_password'"
+  fi
   for db in metastore airflow; do
     if [ -z "$(as_owner "${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname='$db'")" ]; then
       as_owner "${psql[@]}" -c "CREATE DATABASE $db OWNER $user"
@@ -79,7 +85,7 @@ start() {
   done
   # the metastore's tables, created once (Spark's lazy creation deadlocks on PostgreSQL)
   PERCOLATE_METASTORE_URL="postgresql://$user:$password@127.0.0.1:$port/metastore" \
-    "$here/.venv/bin/python" -m percolate.io.metastore >&2
+    "$here/.venv/bin/python" -m percolate.io.metastore --grant-select "$reader" >&2
   echo "PostgreSQL on 127.0.0.1:$port (data: $data). Use it with:" >&2
   print_env
 }

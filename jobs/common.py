@@ -26,10 +26,9 @@ def hold_lease(settings: Settings, date: str, run_id: str) -> None:
 
 def model_spec(settings: Settings, role: str, version: str) -> dict:
     """The registered spec of one model version (thresholds, classes, input)."""
-    from models.registry import ModelRegistry
-    from percolate.io.store import open_store
+    from percolate.io.registry import open_registry
 
-    return ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url)).spec(role, version)
+    return open_registry(settings).spec(role, version)
 
 
 class Stopwatch:

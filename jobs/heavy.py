@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     scores = spark.read.parquet(stage.uri(PREFILTER, args.date))
     todo = in_stable_batches(survivors(frames, scores), spark.sparkContext.defaultParallelism)
     predictions = mark_detections(
-        classify_frames(todo, store_uri=settings.store_uri, endpoint_url=settings.s3_endpoint_url,
+        classify_frames(todo, registry_uri=settings.registry_uri, endpoint_url=settings.s3_endpoint_url,
                         version=args.model_version, reuse_tolerance=tolerance), threshold)
     out = stage.uri(HEAVY, args.date)
     predictions.coalesce(1).write.mode("overwrite").parquet(out)

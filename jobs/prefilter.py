@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = get_spark(f"percolate-prefilter-{args.date}", settings)
     frames = spark.read.parquet(stage.uri(SAMPLE_FRAMES, args.date, FRAMES))
     frames = in_stable_batches(frames, spark.sparkContext.defaultParallelism * 2)
-    scored = mark_passed(score_frames(frames, store_uri=settings.store_uri, endpoint_url=settings.s3_endpoint_url,
+    scored = mark_passed(score_frames(frames, registry_uri=settings.registry_uri, endpoint_url=settings.s3_endpoint_url,
                                       version=args.model_version), threshold)
     out = stage.uri(PREFILTER, args.date)
     scored.coalesce(1).write.mode("overwrite").parquet(out)

@@ -23,26 +23,26 @@ def pin_torch_threads(threads: int = 1) -> None:
         pass  # already set in this worker
 
 
-def load_model(store_uri: str, endpoint_url: str | None, role: str, version: str):
+def load_model(registry_uri: str, endpoint_url: str | None, role: str, version: str):
     """The registry's model `role`/`version`, cached for the life of this Python worker."""
-    key = (store_uri, endpoint_url, role, version)
+    key = (registry_uri, endpoint_url, role, version)
     if key not in _MODELS:
         from models.registry import ModelRegistry
         from percolate.io.store import open_store
 
         pin_torch_threads(1)
-        _MODELS[key] = ModelRegistry(open_store(store_uri, endpoint_url)).load(role, version)
+        _MODELS[key] = ModelRegistry(open_store(registry_uri, endpoint_url)).load(role, version)
     return _MODELS[key]
 
 
-def prefilter_batches(batches: Iterator, store_uri: str, endpoint_url: str | None,
+def prefilter_batches(batches: Iterator, registry_uri: str, endpoint_url: str | None,
                       version: str, keep: list[str]) -> Iterator:
     """Adds `prefilter_score`, where it peaks (`loc_x`, `loc_y` in [0, 1]) and the FLOPs the
     model spent on the frame (`prefilter_flops`, null when its spec does not say); drops the pixels."""
     model = None
     for batch in batches:
         if model is None:
-            model = load_model(store_uri, endpoint_url, "prefilter", version)
+            model = load_model(registry_uri, endpoint_url, "prefilter", version)
         scores, centers, flops = model.locate_inputs(model.decode_inputs(list(batch["jpeg"])))
         out = batch[keep].copy()
         out["prefilter_score"] = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -52,7 +52,7 @@ def prefilter_batches(batches: Iterator, store_uri: str, endpoint_url: str | Non
         yield out
 
 
-def heavy_batches(batches: Iterator, store_uri: str, endpoint_url: str | None,
+def heavy_batches(batches: Iterator, registry_uri: str, endpoint_url: str | None,
                   version: str, keep: list[str], reuse_tolerance: float, chunk: int = 256) -> Iterator:
     """Adds the heavy model's best class, its probability, the `none` probability, and
     `reused_from`: the frame of the same call whose output was reused (see models.reuse),
@@ -67,7 +67,7 @@ def heavy_batches(batches: Iterator, store_uri: str, endpoint_url: str | None,
     model, reuse = None, InputReuse(tolerance=reuse_tolerance)
     for batch in batches:
         if model is None:
-            model = load_model(store_uri, endpoint_url, "heavy", version)
+            model = load_model(registry_uri, endpoint_url, "heavy", version)
         for start in range(0, max(len(batch), 1), chunk):
             yield classify_chunk(model, reuse, batch.iloc[start:start + chunk], keep)
 

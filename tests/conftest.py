@@ -43,7 +43,7 @@ def postgres():
     import uuid
     from types import SimpleNamespace
 
-    from percolate.io.metastore import init_schema
+    from percolate.io.metastore import grant_select, init_schema
 
     repo = Path(__file__).resolve().parents[1]
     with socket.socket() as s:
@@ -65,9 +65,16 @@ def postgres():
         return f"{base}/{name}"
 
     def new_metastore() -> str:
+        """A fresh metastore; its owner's URL (`reader_url` gives the read-only role's)."""
         url = new_database("metastore")
-        init_schema(Settings(home=Path(data), store_uri=data, metastore_url=url))
+        settings = Settings(home=Path(data), store_uri=data, metastore_url=url)
+        init_schema(settings)
+        grant_select(settings, "percolate_reader")  # the role infra/postgres.sh creates
         return url
 
-    yield SimpleNamespace(port=port, new_database=new_database, new_metastore=new_metastore)
+    def reader_url(url: str) -> str:
+        return url.replace("percolate:percolate@", "percolate_reader:percolate_reader@")
+
+    yield SimpleNamespace(port=port, new_database=new_database, new_metastore=new_metastore,
+                          reader_url=reader_url)
     subprocess.run([script, "stop"], env=env, capture_output=True)

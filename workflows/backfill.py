@@ -5,7 +5,9 @@ rows equal a nightly run's with the same models and settings. Each date's outcom
 or failed, with the run id) is kept in `reports/dt=<date>/outcome.json`, which is how
 `--only-failed` finds the dates to redo. A dry run estimates, per date, the videos and their
 hours, the sampled frames, the heavy model's frames and the CPU time and cost, from the
-day's manifest and the rates of the last published days; it writes nothing.
+day's manifest and the rates of the last published days; before any day is published, from
+the videos' headers and the prefilter's calibrated pass rate (CPU and cost then stay unknown).
+It writes nothing.
 """
 
 from __future__ import annotations
@@ -51,21 +53,38 @@ def parallel_allowed(settings: Settings, wanted: int, env: dict) -> tuple[int, s
     return wanted, None
 
 
+def pinned_models(settings: Settings, prefilter_model: str, heavy_model: str) -> tuple[str, str]:
+    """The versions the aliases name now (registering the shipped models as `production` in an
+    empty registry, as a nightly run would)."""
+    from models.shipped import resolve
+    from percolate.io.registry import open_registry
+
+    registry = open_registry(settings)
+    return resolve(registry, "prefilter", prefilter_model), resolve(registry, "heavy", heavy_model)
+
+
 def run_backfill(settings: Settings, dates: list[str], prefilter_model: str, heavy_model: str,
                  max_parallel: int = 1, on_done=None, drift_before: str | None = None) -> list[dict]:
     """Run the nightly DAG for each date (up to `max_parallel` at once); one result per date,
     in date order. `on_done(result)` is called as each date finishes.
 
-    Every date's drift check compares with the same published days, those before `drift_before`
-    (default: the first date), so no date's result depends on which others ran first."""
+    Aliases (`production`) are resolved to versions once, here, before any date runs: every
+    date of a backfill uses the same models, even if an alias moves while it runs (and dates
+    started together never race to register the shipped models). Every date's drift check
+    compares with the same published days, those before `drift_before` (default: the first
+    date), so no date's result depends on which others ran first."""
     drift_before = drift_before or min(dates)
     from workflows.launch import run_nightly
+
+    prefilter_model, heavy_model = pinned_models(settings, prefilter_model, heavy_model)
 
     def one(date: str) -> dict:
         try:
             summary = json.loads(run_nightly(settings, date, prefilter_model, heavy_model, progress=False,
                                              drift_before=drift_before).read_text())
             return {"date": date, "status": "success", "run_id": summary["run_id"],
+                    "prefilter_version": summary.get("prefilter_version"),
+                    "heavy_version": summary.get("heavy_version"),
                     "videos": summary["videos"], "user_brand_detections": summary["user_brand_detections"],
                     "cpu_s_total": summary["cpu_s_total"], "estimated_cost_usd": summary["estimated_cost_usd"]}
         except Exception as exc:  # noqa: BLE001 - one date's failure must not stop the others
@@ -104,15 +123,19 @@ def history_rates(history: list[dict], bytes_by_date: dict[str, int]) -> dict | 
 
 
 def estimate_day(date: str, manifest: list[dict], known_seconds: dict[str, float], rates: dict | None,
-                 fps: float, cost_per_core_hour: float) -> dict:
+                 fps: float, cost_per_core_hour: float, probed_s_per_byte: float | None = None,
+                 calibrated_pass_rate: float | None = None) -> dict:
     """The dry run's line for one date. Durations: from the `calls` table where the date ran
-    before, else from the stored size at the bitrate of the last published days."""
+    before (or read from the videos' headers), else from the stored size at the bitrate of the
+    last published days (or of the headers read). Without published days, heavy-model frames
+    come from the production prefilter's calibrated pass rate, and CPU and cost stay unknown."""
     seconds, estimated = 0.0, 0
+    per_byte = rates["video_s_per_byte"] if rates and rates["video_s_per_byte"] else probed_s_per_byte
     for row in manifest:
         if row["call_id"] in known_seconds:
             seconds += known_seconds[row["call_id"]]
-        elif rates and rates["video_s_per_byte"]:
-            seconds += int(row["size_bytes"] or 0) * rates["video_s_per_byte"]
+        elif per_byte:
+            seconds += int(row["size_bytes"] or 0) * per_byte
             estimated += 1
         else:
             return {"date": date, "videos": len(manifest), "video_hours": None,
@@ -125,10 +148,49 @@ def estimate_day(date: str, manifest: list[dict], known_seconds: dict[str, float
         cpu_s = seconds * rates["cpu_s_per_video_s"]
         out |= {"heavy_model_frames": round(passed * rates["heavy_runs_per_pass"]),
                 "cpu_hours": round(cpu_s / 3600, 4), "cost_usd": round(cpu_s / 3600 * cost_per_core_hour, 6)}
+    elif calibrated_pass_rate is not None:
+        out["heavy_model_frames"] = round(frames * calibrated_pass_rate)
     return out
 
 
-def dry_run(settings: Settings, dates: list[str]) -> dict:
+PROBE_PER_DATE = 40  # videos whose headers a dry run without history reads, per date
+
+
+def probe_day(store, manifest: list[dict]) -> tuple[dict[str, float], float | None]:
+    """Durations read from the headers of up to PROBE_PER_DATE videos (isolated, nothing
+    decoded), and the seconds per stored byte they show, for the rest."""
+    from contextlib import ExitStack
+
+    from percolate.video.durations import probe_seconds
+
+    sample = manifest[:PROBE_PER_DATE]
+    with ExitStack() as stack:
+        paths = [stack.enter_context(store.local_copy(row["video_key"])) for row in sample]
+        seconds = probe_seconds(paths)
+    known = {row["call_id"]: s for row, s in zip(sample, seconds) if s is not None}
+    sized = [(s, int(row["size_bytes"] or 0)) for row, s in zip(sample, seconds) if s is not None]
+    stored = sum(b for _, b in sized)
+    return known, (sum(s for s, _ in sized) / stored if stored else None)
+
+
+def calibrated_pass_rate(settings: Settings, prefilter_model: str = "production") -> float | None:
+    """The prefilter's pass rate on its calibration days (the spec's metrics), if known."""
+    from models.shipped import read_shipped
+    from percolate.io.registry import open_registry
+
+    try:
+        registry = open_registry(settings)
+        if prefilter_model == "production" and not registry.aliases().get("prefilter", {}).get("production"):
+            spec = read_shipped("prefilter")[0]  # what the run would register: read, not registered
+        else:
+            spec = registry.spec("prefilter", registry.resolve("prefilter", prefilter_model))
+        rate = spec.get("metrics", {}).get("calib_pass_rate")
+        return float(rate) if rate is not None else None
+    except Exception:  # noqa: BLE001 - no registry or alias yet: the estimate goes without it
+        return None
+
+
+def dry_run(settings: Settings, dates: list[str], prefilter_model: str = "production") -> dict:
     """Per date and in total: videos, hours, sampled frames, heavy-model frames, CPU, cost."""
     from percolate.core.layout import manifest_key
     from percolate.io.manifest import ManifestError, read_manifest
@@ -148,6 +210,7 @@ def dry_run(settings: Settings, dates: list[str]) -> dict:
         except ManifestError:
             pass  # that day's bitrate is not known: the others' is used
     rates = history_rates(history, bytes_by_date)
+    pass_rate = None if rates else calibrated_pass_rate(settings, prefilter_model)
     known: dict[str, dict[str, float]] = {}
     for r in calls:
         known.setdefault(r["dt"], {})[r["call_id"]] = float(r["duration_s"])
@@ -161,11 +224,15 @@ def dry_run(settings: Settings, dates: list[str]) -> dict:
         except ManifestError as exc:  # the run would fail in check_inputs: say so now
             days.append({"date": date, "videos": 0, "note": f"unusable manifest: {exc}"})
             continue
-        days.append(estimate_day(date, manifest, known.get(date, {}), rates, settings.sampler.fps,
-                                 settings.cost_per_core_hour))
+        seen, per_byte = known.get(date, {}), None
+        if rates is None and len(seen) < len(manifest):  # no bitrate from history: read headers
+            probed, per_byte = probe_day(store, [m for m in manifest if m["call_id"] not in seen])
+            seen = {**probed, **seen}
+        days.append(estimate_day(date, manifest, seen, rates, settings.sampler.fps, settings.cost_per_core_hour,
+                                 per_byte, pass_rate))
     keys = ("videos", "video_hours", "sampled_frames", "heavy_model_frames", "cpu_hours", "cost_usd")
     total = {k: round(sum(d.get(k) or 0 for d in days), 6) for k in keys}
-    return {"dates": days, "total": total, "rates": rates}
+    return {"dates": days, "total": total, "rates": rates, "calibrated_pass_rate": pass_rate}
 
 
 def format_dry_run(plan: dict) -> str:
@@ -176,8 +243,14 @@ def format_dry_run(plan: dict) -> str:
         lines.append("  ".join(f"{'-' if v is None else v:>18}" for v in cells) + (f"  {d['note']}" if d.get("note")
                                                                                      else ""))
     rates = plan["rates"]
-    lines.append(f"rates from published days {', '.join(rates['days'])}" if rates else
-                 "no published day yet: heavy-model frames, CPU and cost cannot be estimated")
+    if rates:
+        lines.append(f"rates from published days {', '.join(rates['days'])}")
+    elif plan.get("calibrated_pass_rate") is not None:
+        lines.append(f"no published day yet: durations read from the videos' headers, heavy-model frames from "
+                     f"the prefilter's calibrated pass rate ({plan['calibrated_pass_rate']:.3f}); CPU and cost "
+                     f"cannot be estimated before a first date is published")
+    else:
+        lines.append("no published day yet: heavy-model frames, CPU and cost cannot be estimated")
     lines.append("dry run: nothing was written")
     return "\n".join(lines)
 

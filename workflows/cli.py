@@ -116,7 +116,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     if args.only_failed:
         dates = to_redo(settings, dates)
     if args.dry_run:
-        plan = dry_run(settings, dates) if dates else {"dates": [], "total": {}, "rates": None}
+        plan = dry_run(settings, dates, args.prefilter_model) if dates else {"dates": [], "total": {}, "rates": None}
         emit(args, plan, format_dry_run(plan))
         return 0
     if not dates:
@@ -170,7 +170,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from workflows.evaluate import HoldoutDay, evaluate, format_result
 
     spec = HoldoutDay(calls=args.calls, seed=args.seed)
-    out = evaluate(settings, args.date, prefilter=args.prefilter_model, heavy=args.heavy_model,
+    # held-out days are generated: their own database and store prefix, never the production tables
+    out = evaluate(settings.synthetic(), args.date, prefilter=args.prefilter_model, heavy=args.heavy_model,
                    generate=not args.no_generate, rerun=args.rerun, spec=spec)
     emit(args, out, format_result(out))
     return 0 if not args.require_targets or out["pooled"]["targets"]["all_met"] else 3
@@ -212,10 +213,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
-    from models.registry import ModelRegistry
-    from percolate.io.store import open_store
+    from percolate.io.registry import open_registry
 
-    registry = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url))
+    registry = open_registry(settings)
     models = {role: registry.list(role) for role in ("prefilter", "heavy")}
     text = "\n".join(f"{role} {m['version']} threshold={m.get('threshold')} aliases={m.get('aliases', [])}"
                      for role, ms in models.items() for m in ms) or "(no models registered)"
@@ -270,10 +270,9 @@ def _spec_from_args(args: argparse.Namespace) -> dict:
 
 def cmd_models_register(args: argparse.Namespace, settings: Settings) -> int:
     """Register a TorchScript file with its spec; it then runs like a built-in model."""
-    from models.registry import ModelRegistry
-    from percolate.io.store import open_store
+    from percolate.io.registry import open_registry
 
-    registry = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url))
+    registry = open_registry(settings)
     if not Path(args.file).is_file():
         raise FileNotFoundError(f"no such file: {args.file}")
     version = registry.register(args.role, None, _spec_from_args(args), torchscript_path=args.file)
@@ -287,10 +286,9 @@ def cmd_models_register(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_models_alias(args: argparse.Namespace, settings: Settings) -> int:
-    from models.registry import ModelRegistry
-    from percolate.io.store import open_store
+    from percolate.io.registry import open_registry
 
-    registry = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url))
+    registry = open_registry(settings)
     version = registry.resolve(args.role, args.version)
     registry.set_alias(args.role, args.alias, version)
     emit(args, {"role": args.role, "alias": args.alias, "version": version},

@@ -55,11 +55,11 @@ def ensure_day(settings: Settings, date: str, spec: HoldoutDay = HoldoutDay()) -
 def ensure_processed(settings: Settings, date: str, prefilter: str = "production", heavy: str = "production",
                      rerun: bool = False) -> dict:
     """The day's run summary, running the nightly DAG unless it already ran with these models."""
-    from models.registry import ModelRegistry
+    from percolate.io.registry import open_registry
     from models.shipped import resolve
     from workflows.launch import run_nightly
 
-    registry = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url))
+    registry = open_registry(settings)
     want = (resolve(registry, "prefilter", prefilter), resolve(registry, "heavy", heavy))
     path = run_summary_path(settings.reports_dir, date)
     if not rerun and path.exists():
@@ -127,10 +127,10 @@ def evaluate(settings: Settings, dates: list[str], *, prefilter: str = "producti
 
     `daily`: the dates' published user_brand_daily rows when the caller already has them.
     """
-    from models.registry import ModelRegistry
+    from percolate.io.registry import open_registry
     from models.shipped import resolve
 
-    registry = ModelRegistry(open_store(settings.store_uri, settings.s3_endpoint_url))
+    registry = open_registry(settings)
     dates = [check_date(d) for d in dates]
     prefilter, heavy = resolve(registry, "prefilter", prefilter), resolve(registry, "heavy", heavy)
     pf_spec, hv_spec = registry.spec("prefilter", prefilter), registry.spec("heavy", heavy)

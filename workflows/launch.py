@@ -33,6 +33,7 @@ def base_env(settings: Settings) -> dict[str, str]:
     env.update({
         "PERCOLATE_HOME": str(settings.home),
         "PERCOLATE_STORE": settings.store_uri,
+        "PERCOLATE_REGISTRY": settings.registry_uri,
         "PERCOLATE_STAGE": settings.stage_uri,
         "PERCOLATE_DATABASE": settings.database,
         "PERCOLATE_METASTORE_URL": settings.metastore_url,
@@ -51,16 +52,24 @@ def base_env(settings: Settings) -> dict[str, str]:
 
 
 def ensure_airflow_db(settings: Settings, env: dict[str, str]) -> None:
-    """Create or migrate Airflow's SQLite metadata database (quick when already current)."""
+    """Create or migrate Airflow's metadata database once per PERCOLATE_HOME and database (quick
+    when already done). Runs launched together (a backfill's `--max-parallel`) take turns: two
+    concurrent `airflow db migrate` on a new database fail."""
+    import fcntl
+    import hashlib
+
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
-    marker = settings.airflow_home / ".migrated"
-    if marker.exists():
-        return
-    out = subprocess.run([str(bin_dir() / "airflow"), "db", "migrate"], env=env, cwd=settings.home,
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"airflow db migrate failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-    marker.write_text("ok\n")
+    database = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite")
+    marker = settings.airflow_home / f".migrated-{hashlib.sha256(database.encode()).hexdigest()[:12]}"
+    with (settings.airflow_home / ".migrate.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return
+        out = subprocess.run([str(bin_dir() / "airflow"), "db", "migrate"], env=env, cwd=settings.home,
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"airflow db migrate failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+        marker.write_text("ok\n")
 
 
 def run_logged(cmd: list[str], env: dict[str, str], cwd: Path, log_path: Path, progress=None) -> int:
@@ -142,3 +151,35 @@ def spark_submit(settings: Settings, job: str, args: list[str], log_name: str) -
     rc = run_logged(cmd, env, settings.home, log_path)
     if rc != 0:
         raise RuntimeError(f"spark job {job} failed (exit {rc}); last lines of {log_path}:\n" + tail(log_path))
+
+
+# ---- long-running services (Airflow's, the Thrift server) ---------------------------------------
+
+def stop_group(pid_file: Path) -> None:
+    """SIGTERM the process group a service was started in (its children too); forget its pid."""
+    import signal
+
+    if not pid_file.exists():
+        return
+    try:
+        os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+    except (ProcessLookupError, ValueError):
+        pass
+    pid_file.unlink()
+
+
+def service_main(description: str, default_port: int, start, stop, argv: list[str] | None = None) -> int:
+    """`start|stop [--port N]`, the command line of every service module: `start(settings,
+    port)` returns what to tell the user; `stop(settings)`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("--port", type=int, default=default_port)
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    if args.action == "stop":
+        stop(settings)
+    else:
+        print(start(settings, args.port))
+    return 0

@@ -16,17 +16,14 @@ auth manager, `all_admins`). A shared deployment configures a real auth manager 
 
 from __future__ import annotations
 
-import argparse
-import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
 
 from percolate.core.settings import Settings
-from workflows.launch import base_env, bin_dir
+from workflows.launch import base_env, bin_dir, service_main, stop_group
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
@@ -97,29 +94,15 @@ def start(settings: Settings, port: int = 8080, env: dict | None = None, wait_s:
 def stop(settings: Settings) -> None:
     """Stop every component this module started (their process groups: tasks included)."""
     for name in COMPONENTS:
-        pid_file = settings.airflow_home / f"{name}.pid"
-        if not pid_file.exists():
-            continue
-        try:
-            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
-        except (ProcessLookupError, ValueError):
-            pass
-        pid_file.unlink()
+        stop_group(settings.airflow_home / f"{name}.pid")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["start", "stop"])
-    parser.add_argument("--port", type=int, default=8080)
-    args = parser.parse_args(argv)
-    settings = Settings.from_env()
-    if args.action == "stop":
-        stop(settings)
-        return 0
-    pids = start(settings, args.port)
-    print(f"Airflow is up: http://127.0.0.1:{args.port} (no login on loopback); components {pids}; "
-          f"logs in {settings.logs_dir}")
-    return 0
+    def started(settings: Settings, port: int) -> str:
+        pids = start(settings, port)
+        return (f"Airflow is up: http://127.0.0.1:{port} (no login on loopback); components {pids}; "
+                f"logs in {settings.logs_dir}")
+    return service_main(__doc__.split("\n\n")[0], 8080, started, stop, argv)
 
 
 if __name__ == "__main__":

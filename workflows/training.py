@@ -152,19 +152,23 @@ def train(settings: Settings, plan: TrainingPlan = TrainingPlan(), alias: str | 
           ship: bool = False, command: str = "percolate train") -> dict:
     """Generate (if missing) and sample the plan's days; fit, calibrate and register both
     models; point `alias` at them (none: leave every alias); with `ship`, export them as the
-    shipped models. `command` is recorded in the specs as what reproduces them."""
+    shipped models. `command` is recorded in the specs as what reproduces them.
+
+    The generated days live under `settings.synthetic()` (their own store prefix, stage and
+    database): their dates are real calendar dates and must never meet the nightly's."""
     import time
 
     from models.calibrate import calibrate_models
     from models.fit import fit_models
     from models.promote import promote
     from models.register import model_specs, register_models
-    from models.registry import ModelRegistry
+    from percolate.io.registry import open_registry
     from percolate.core.provenance import code_version
     from synth import BRAND_NAMES
 
     started = time.perf_counter()
-    store = open_store(settings.store_uri, settings.s3_endpoint_url)
+    data = settings.synthetic()
+    store = open_store(data.store_uri, data.s3_endpoint_url)
     dates = plan.train_dates + plan.calib_dates
     for date in dates:
         shape = plan.shape(date)
@@ -174,7 +178,7 @@ def train(settings: Settings, plan: TrainingPlan = TrainingPlan(), alias: str | 
     with bar(len(dates), "sampling training days", "day") as progress:
         for date in dates:
             progress.set_postfix_str(date)
-            days[date] = labelled_frames(settings, store, date)
+            days[date] = labelled_frames(data, store, date)
             progress.update(1)
     train_frames = pd.concat([days[d] for d in plan.train_dates], ignore_index=True)
     calib_frames = pd.concat([days[d] for d in plan.calib_dates], ignore_index=True)
@@ -196,7 +200,7 @@ def train(settings: Settings, plan: TrainingPlan = TrainingPlan(), alias: str | 
     training = {"command": command, "code_version": code_version(), "seed": plan.seed, "dates": list(dates),
                 "plan": asdict(plan), "n_train_frames": len(train_frames), "n_calib_frames": len(calib_frames)}
     specs = model_specs(prefilter, heavy, calibration, list(BRAND_NAMES), training=training)
-    registry = ModelRegistry(store)
+    registry = open_registry(settings)
     versions = register_models(registry, prefilter, heavy, specs)
     if alias:
         promote(registry, versions, alias)

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
 DEFAULT_DATABASE = "percolate"
+SYNTHETIC_SUFFIX = "_synthetic"
+
+
+def _resolved(uri: str) -> str:
+    """A local path made absolute; a URI (s3://...) as it is."""
+    return uri if "://" in uri else str(Path(uri).resolve())
+
+
+def _under(uri: str, prefix: str) -> str:
+    return uri.rstrip("/") + "/" + prefix
 
 
 @dataclass(frozen=True)
@@ -67,7 +77,11 @@ class Settings:
 
     `home` holds local state (Airflow metadata, Spark warehouse, Derby metastore, logs,
     reports). `store_uri` is the object store: a local directory or `s3://bucket/prefix`;
-    `stage_uri` the stage area between Spark jobs (default `home/stage`).
+    `stage_uri` the stage area between Spark jobs (default `home/stage`); `registry_uri`
+    the store that holds the model registry (default: `store_uri`).
+
+    `synthetic()` gives the settings under which generated days for training and evaluation
+    live: their own database, store prefix, stage, reports and leases, the same registry.
     """
 
     home: Path
@@ -77,6 +91,8 @@ class Settings:
     # the Hive metastore: "" is embedded Derby under home/metastore (one Spark application at a
     # time); postgresql://user:password@host:port/db is a shared one (infra/postgres.sh)
     metastore_url: str = field(default="", repr=False)  # holds a password
+    # the same metastore through a role that may only SELECT: the analysts' Thrift server
+    metastore_reader_url: str = field(default="", repr=False)
     spark_master: str = "local[*]"
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     cost_per_core_hour: float = 0.048  # USD per vCPU-hour, on-demand compute-optimised class
@@ -85,10 +101,28 @@ class Settings:
     heavy_reuse_tolerance: float = 4.0
     # how long a replaced publish of a date stays readable (queries that started on it finish)
     publish_retention_hours: float = 24.0
+    registry_uri: str = ""
 
     def __post_init__(self):
         if not self.stage_uri:
             object.__setattr__(self, "stage_uri", str(self.home / "stage"))
+        if not self.registry_uri:
+            object.__setattr__(self, "registry_uri", self.store_uri)
+
+    def synthetic(self) -> "Settings":
+        """Where generated days go (`percolate train`, `percolate evaluate`): database
+        `<database>_synthetic`, `synthetic/` under the store and the stage, reports and leases
+        of their own, so their dates never meet the production tables' or the real uploads'.
+        Models stay in (and are registered to) the production registry."""
+        if self.database.endswith(SYNTHETIC_SUFFIX):
+            return self
+        return replace(self, database=self.database + SYNTHETIC_SUFFIX,
+                       store_uri=_under(self.store_uri, "synthetic"), stage_uri=_under(self.stage_uri, "synthetic"),
+                       registry_uri=self.registry_uri)
+
+    def _state(self, name: str) -> Path:
+        """Per-database local state: `home/<name>` for the default database."""
+        return self.home / name if self.database == DEFAULT_DATABASE else self.home / "databases" / self.database / name
 
     @property
     def warehouse_dir(self) -> Path:
@@ -100,12 +134,12 @@ class Settings:
 
     @property
     def leases_dir(self) -> Path:
-        """One writer per date: the runs' leases (`percolate.io.lease`)."""
-        return self.home / "leases"
+        """One writer per date of a database: the runs' leases (`percolate.io.lease`)."""
+        return self._state("leases")
 
     @property
     def reports_dir(self) -> Path:
-        return self.home / "reports"
+        return self._state("reports")
 
     @property
     def logs_dir(self) -> Path:
@@ -124,22 +158,20 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
         home = Path(env.get("PERCOLATE_HOME", Path.cwd() / "var")).resolve()
-        store = env.get("PERCOLATE_STORE", str(home / "store"))
-        if "://" not in store:
-            store = str(Path(store).resolve())
-        stage = env.get("PERCOLATE_STAGE", str(home / "stage"))
-        if "://" not in stage:
-            stage = str(Path(stage).resolve())
+        store = _resolved(env.get("PERCOLATE_STORE", str(home / "store")))
+        stage = _resolved(env.get("PERCOLATE_STAGE", str(home / "stage")))
         return cls(
             home=home,
             store_uri=store,
             stage_uri=stage,
             database=env.get("PERCOLATE_DATABASE", DEFAULT_DATABASE),
             metastore_url=env.get("PERCOLATE_METASTORE_URL", ""),
+            metastore_reader_url=env.get("PERCOLATE_METASTORE_READER_URL", ""),
             spark_master=env.get("PERCOLATE_SPARK_MASTER", "local[*]"),
             sampler=sampler_from_env(env),
             cost_per_core_hour=float(env.get("PERCOLATE_COST_PER_CORE_HOUR", "0.048")),
             s3_endpoint_url=env.get("PERCOLATE_S3_ENDPOINT_URL") or None,
             heavy_reuse_tolerance=float(env.get("PERCOLATE_HEAVY_REUSE_TOLERANCE", cls.heavy_reuse_tolerance)),
             publish_retention_hours=float(env.get("PERCOLATE_PUBLISH_RETENTION_HOURS", cls.publish_retention_hours)),
+            registry_uri=_resolved(env.get("PERCOLATE_REGISTRY", store)),
         )

@@ -7,11 +7,16 @@ schema is created up front by DataNucleus' own SchemaTool, from the mapping (`pa
 inside Spark's hive-metastore jar, with the identifier settings Hive uses. Spark then runs
 with schema creation off (`percolate.io.spark.metastore_conf`).
 
-    python -m percolate.io.metastore     # uses PERCOLATE_METASTORE_URL; idempotent
+    python -m percolate.io.metastore [--grant-select ROLE]   # uses PERCOLATE_METASTORE_URL; idempotent
+
+`--grant-select ROLE` lets a role read every metastore table and write none: the analysts'
+Thrift server connects as such a role (`infra/postgres.sh` creates `percolate_reader`), so a
+DROP or an ALTER that got past its guard would still fail in the database.
 """
 
 from __future__ import annotations
 
+import argparse
 import glob
 import os
 import subprocess
@@ -19,6 +24,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from percolate.core.settings import Settings
 
@@ -70,8 +76,33 @@ def init_schema(settings: Settings) -> str:
     return lines[-1]
 
 
-def main() -> int:
-    print(init_schema(Settings.from_env()))
+def grant_select(settings: Settings, role: str) -> None:
+    """Let `role` (an existing PostgreSQL role) SELECT every metastore table, and nothing more."""
+    import psycopg2
+    from psycopg2 import sql
+
+    parts = urlsplit(settings.metastore_url)
+    con = psycopg2.connect(host=parts.hostname, port=parts.port or 5432, dbname=parts.path.strip("/"),
+                           user=unquote(parts.username or ""), password=unquote(parts.password or ""))
+    try:
+        with con, con.cursor() as cur:
+            who = sql.Identifier(role)
+            cur.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                sql.Identifier(parts.path.strip("/")), who))
+            cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(who))
+            cur.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(who))
+    finally:
+        con.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Create the shared metastore's schema (idempotent).")
+    parser.add_argument("--grant-select", metavar="ROLE", help="then let ROLE read (only read) every table")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    print(init_schema(settings))
+    if args.grant_select:
+        grant_select(settings, args.grant_select)
     return 0
 
 

@@ -37,20 +37,21 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     }
 
 
-def metastore_conf(settings: Settings) -> dict[str, str]:
-    """The javax.jdo options of the metastore: Derby under `metastore_dir`, or PostgreSQL.
+def metastore_conf(settings: Settings, url: str | None = None) -> dict[str, str]:
+    """The javax.jdo options of the metastore: Derby under `metastore_dir`, or PostgreSQL
+    (`settings.metastore_url`, or `url`: the read-only role's, for the Thrift server).
 
     Derby's schema is created on first use. PostgreSQL's is created once, up front
     (`percolate.io.metastore`: lazy creation deadlocks there), so creation is off here; the
     schema check is off because that schema is made from the client's own mapping.
     """
-    url = settings.metastore_url
+    url = settings.metastore_url if url is None else url
     if not url:
         metastore = settings.metastore_dir / "metastore_db"
         return {"spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={metastore};create=true"}
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres") or not parts.hostname or not parts.path.strip("/"):
-        raise ValueError(f"PERCOLATE_METASTORE_URL must look like postgresql://user:password@host:port/database, "
+        raise ValueError(f"a metastore URL (PERCOLATE_METASTORE_URL) must look like postgresql://user:password@host:port/database, "
                          f"got {parts.scheme}://{parts.hostname}{parts.path}")
     return {
         "spark.hadoop.javax.jdo.option.ConnectionURL":

@@ -18,12 +18,12 @@ def in_stable_batches(df: DataFrame, partitions: int) -> DataFrame:
     return df.repartition(max(2, partitions), "call_id").sortWithinPartitions("call_id", "frame_index")
 
 
-def score_frames(frames: DataFrame, *, store_uri: str, endpoint_url: str | None, version: str) -> DataFrame:
+def score_frames(frames: DataFrame, *, registry_uri: str, endpoint_url: str | None, version: str) -> DataFrame:
     """Frames (with jpeg) -> one row per frame: prefilter score, where it peaks, FLOPs spent."""
     from percolate.inference import prefilter_batches
 
     keys = names(FRAME_KEY)
-    return frames.mapInPandas(lambda it: prefilter_batches(it, store_uri, endpoint_url, version, keys),
+    return frames.mapInPandas(lambda it: prefilter_batches(it, registry_uri, endpoint_url, version, keys),
                               spark_schema(PREFILTER_OUTPUT))
 
 
@@ -38,7 +38,7 @@ def survivors(frames: DataFrame, scores: DataFrame) -> DataFrame:
     return frames.join(F.broadcast(passed), ["call_id", "frame_index"], "inner")
 
 
-def classify_frames(frames: DataFrame, *, store_uri: str, endpoint_url: str | None, version: str,
+def classify_frames(frames: DataFrame, *, registry_uri: str, endpoint_url: str | None, version: str,
                     reuse_tolerance: float) -> DataFrame:
     """Heavy model outputs per frame. With `reuse_tolerance` > 0 a frame whose model input
     matches one the model already ran on in the same call reuses that output (`reused_from`);
@@ -46,7 +46,7 @@ def classify_frames(frames: DataFrame, *, store_uri: str, endpoint_url: str | No
     from percolate.inference import heavy_batches
 
     keys = names(HEAVY_INPUT_KEYS)
-    return frames.mapInPandas(lambda it: heavy_batches(it, store_uri, endpoint_url, version, keys, reuse_tolerance),
+    return frames.mapInPandas(lambda it: heavy_batches(it, registry_uri, endpoint_url, version, keys, reuse_tolerance),
                               spark_schema(HEAVY_OUTPUT))
 
 

@@ -98,3 +98,57 @@ def stop_poll_reader(reader) -> list[dict]:
     errors = [p for p in polls if "error" in p]
     assert not errors, errors[:3]
     return polls
+
+
+# ---- an analyst over JDBC (Spark's Thrift server, beeline: the real Hive JDBC driver) -----------
+
+def beeline(url: str, sql: str) -> list[dict[str, str]] | str:
+    """Run one statement with beeline; its rows (every value as beeline prints it), or the
+    error line beeline printed when the statement was refused or failed."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pyspark
+
+    env = {"PATH": os.environ.get("PATH", ""), "SPARK_HOME": str(Path(pyspark.__file__).parent),
+           "HOME": "/tmp", "JAVA_HOME": os.environ.get("JAVA_HOME", "")}
+    out = subprocess.run([str(Path(sys.executable).parent / "beeline"), "-u", url, "-n", "analyst", "--silent=true",
+                          "--showHeader=true", "--outputformat=tsv2", "--disableQuotingForSV=true",
+                          "--nullemptystring=false", "-e", sql],
+                         env=env, capture_output=True, text=True, timeout=180)
+    errors = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error:")]
+    if errors:
+        return errors[0]
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout.split("> ", 1)[1] if out.stdout.startswith("0: jdbc:") else out.stdout  # the prompt
+    lines = text.rstrip("\n").split("\n")  # tab-separated, unquoted: no value here holds a tab or newline
+    header = lines[0].split("\t")
+    return [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+
+
+def jdbc_differences(jdbc_rows: list[dict[str, str]], rows: list[dict]) -> list[str]:
+    """Where JDBC's text values differ from Python's (numbers to 9 significant digits,
+    timestamps as UTC instants, NULL as NULL); empty when they agree."""
+    import datetime as dt
+
+    def close(text: str, value) -> bool:
+        if value is None:
+            return text == "NULL"
+        if isinstance(value, bool):
+            return text.lower() == str(value).lower()
+        if isinstance(value, (int, float)):
+            return abs(float(text) - value) <= 1e-9 * max(1.0, abs(value))
+        if isinstance(value, dt.datetime):  # Spark prints the session's time zone (UTC), no offset
+            utc = value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+            return dt.datetime.fromisoformat(text) == utc
+        return text == str(value)
+    if len(jdbc_rows) != len(rows):
+        return [f"{len(jdbc_rows)} rows over JDBC, {len(rows)} here"]
+    out = []
+    for n, (j, r) in enumerate(zip(jdbc_rows, rows)):
+        if list(j) != list(r):
+            out.append(f"row {n}: columns {list(j)} != {list(r)}")
+        out += [f"row {n} {k}: {j.get(k)!r} != {r[k]!r}" for k in r if k in j and not close(j[k], r[k])]
+    return out

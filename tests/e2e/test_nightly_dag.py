@@ -41,7 +41,8 @@ import torch
 from torch import nn
 
 from analysts_queries import analysts_queries
-from e2e_support import register_seeded_models, snapshots, start_poll_reader, stop_poll_reader, without_volatile
+from e2e_support import (beeline, jdbc_differences, register_seeded_models, snapshots, start_poll_reader,
+                         stop_poll_reader, without_volatile)
 from hostile_files import build_calls, put_day
 from media import decode_jpeg, make_video
 from percolate.core.layout import record_outcome, run_outcome_path, run_summary_path, video_key
@@ -99,7 +100,9 @@ def register_own_models(root: Path) -> None:
 def env(tmp_path_factory, postgres):
     root = tmp_path_factory.mktemp("nightly")
     # the shared (PostgreSQL) metastore: readers and writers at once, as in production
-    settings = Settings(home=root / "home", store_uri=str(root / "store"), metastore_url=postgres.new_metastore())
+    metastore = postgres.new_metastore()
+    settings = Settings(home=root / "home", store_uri=str(root / "store"), metastore_url=metastore,
+                        metastore_reader_url=postgres.reader_url(metastore))
     store = LocalStore(settings.store_uri)
     good, bad = build_calls(root / "work")
     put_day(store, YESTERDAY, list(good.values()))  # the good files alone
@@ -226,6 +229,52 @@ def test_the_analysts_example_queries_answer(env):
     assert sum(r["sampled_frames"] for r in per_call if r["dt"] == TODAY) == env.summaries[TODAY]["sampled_frames"]
     assert [(r["dt"], r["prefilter_version"], r["heavy_version"]) for r in models] == [
         (YESTERDAY, "v0002", "v0002"), (TODAY, "v0001", "v0001")]
+
+
+def test_a_jdbc_client_gets_the_same_answers_and_can_only_read(env, tmp_path):
+    from workflows import thrift_server
+    from workflows.query import query_here
+
+    queries = analysts_queries()
+    answers = query_here(env.settings, queries, read_only=True, engine="duckdb")
+    port = free_port()
+    thrift_server.start(env.settings, port)
+    try:
+        url = thrift_server.jdbc_url(env.settings, port)
+        for sql, want in zip(queries, answers):
+            got = beeline(url, sql)
+            assert isinstance(got, list), (sql, got)
+            assert not jdbc_differences(got, want), (sql, jdbc_differences(got, want))
+        assert any(r["tableName"] == "frame_predictions" for r in beeline(url, "SHOW TABLES"))
+        before = beeline(url, "SELECT count(*) AS n FROM frame_predictions")
+        assert int(before[0]["n"]) > 0
+        # whatever the client sends, the server only reads (each refused before it runs)
+        refused = {
+            "DROP TABLE frame_predictions": "DropTable is refused",
+            "DROP VIEW frame_predictions": "is refused",
+            "SELECT reflect('java.lang.System', 'getenv', 'HOME')": "reflect() is refused",
+            "SELECT * FROM (SELECT java_method('java.lang.System', 'getenv') AS e) t": "java_method() is refused",
+            f"INSERT OVERWRITE DIRECTORY '{tmp_path}/out' SELECT * FROM calls": "is refused",
+            "CREATE TABLE stolen AS SELECT * FROM calls": "is refused",
+            "SET spark.sql.runSQLOnFiles=true": "settings cannot be changed",
+        }
+        for sql, why in refused.items():
+            got = beeline(url, sql)
+            assert isinstance(got, str) and why in got, (sql, got)
+        got = beeline(url, f"SELECT * FROM parquet.`{env.settings.warehouse_dir}`")  # no reading by path
+        assert isinstance(got, str) and "TABLE_OR_VIEW_NOT_FOUND" in got
+        assert beeline(url, "SELECT count(*) AS n FROM frame_predictions") == before
+        assert not (tmp_path / "out").exists()
+    finally:
+        thrift_server.stop(env.settings)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_sampled_frames_are_upright(env):

@@ -63,3 +63,19 @@ def test_decode_limits_from_env(tmp_path):
     assert s.isolated is False
     with pytest.raises(ValueError):
         Settings.from_env({"PERCOLATE_HOME": str(tmp_path), "PERCOLATE_DECODE_ISOLATED": "maybe"})
+
+
+def test_synthetic_days_have_their_own_database_store_stage_reports_and_leases(tmp_path):
+    prod = Settings.from_env({"PERCOLATE_HOME": str(tmp_path), "PERCOLATE_STORE": "s3://calls/prod"})
+    syn = prod.synthetic()
+    assert syn.database == "percolate_synthetic" and prod.database == "percolate"
+    assert syn.store_uri == "s3://calls/prod/synthetic" and syn.stage_uri == str(tmp_path / "stage" / "synthetic")
+    # the same registry: models trained on synthetic days are registered where the nightly finds them
+    assert syn.registry_uri == prod.registry_uri == "s3://calls/prod"
+    for name in ("reports_dir", "leases_dir"):
+        assert getattr(prod, name).parent == tmp_path
+        assert getattr(syn, name).is_relative_to(tmp_path / "databases" / "percolate_synthetic")
+    assert syn.synthetic() == syn  # not nested twice
+    # a separate registry, when asked for
+    own = Settings.from_env({"PERCOLATE_HOME": str(tmp_path), "PERCOLATE_REGISTRY": str(tmp_path / "models")})
+    assert own.registry_uri == str(tmp_path / "models") and own.store_uri == str(tmp_path / "store")

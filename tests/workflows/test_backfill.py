@@ -67,3 +67,46 @@ def test_without_history_the_dry_run_says_what_it_cannot_estimate():
     unknown = estimate_day("2026-05-03", manifest, {}, None, fps=1.0, cost_per_core_hour=0.048)
     assert unknown["video_hours"] is None and "no published day" in unknown["note"]
     assert "cannot be estimated" in format_dry_run({"dates": [unknown], "total": {}, "rates": None})
+
+
+def test_without_history_durations_come_from_the_headers_and_heavy_frames_from_calibration(tmp_path):
+    from media import make_video
+    from percolate.io.store import LocalStore
+    from workflows.backfill import probe_day
+
+    store = LocalStore(tmp_path / "store")
+    video = tmp_path / "a.mp4"
+    make_video(video, n=90, w=64, h=48, rate=30)  # 3 s
+    store.put_file("days/dt=2026-05-03/a.mp4", video)
+    (tmp_path / "junk.mp4").write_bytes(b"\x00" * 5000)
+    store.put_file("days/dt=2026-05-03/b.mp4", tmp_path / "junk.mp4")
+    manifest = [{"call_id": "a", "video_key": "days/dt=2026-05-03/a.mp4", "size_bytes": video.stat().st_size},
+                {"call_id": "b", "video_key": "days/dt=2026-05-03/b.mp4", "size_bytes": 5000}]
+    known, per_byte = probe_day(store, manifest)
+    assert known == {"a": pytest.approx(3.0, abs=0.15)}  # the junk file's header says nothing
+    assert per_byte == pytest.approx(known["a"] / video.stat().st_size)
+    day = estimate_day("2026-05-03", manifest, known, None, fps=1.0, cost_per_core_hour=0.048,
+                       probed_s_per_byte=per_byte, calibrated_pass_rate=0.1)
+    seconds = known["a"] + 5000 * per_byte  # b at a's bitrate
+    assert day["hours_estimated_for"] == 1 and day["sampled_frames"] == round(seconds)
+    assert day["heavy_model_frames"] == round(seconds * 0.1) and "cost_usd" not in day
+
+
+def test_a_backfill_pins_its_models_once_before_any_date_runs(tmp_path, monkeypatch):
+    from percolate.io.registry import open_registry
+    from workflows import backfill
+
+    settings = Settings(home=tmp_path, store_uri=str(tmp_path / "store"))
+    launched = []
+
+    def fake_run(settings, date, prefilter, heavy, **kwargs):  # records what each date was given
+        launched.append((date, prefilter, heavy))
+        raise RuntimeError("not run here")
+
+    monkeypatch.setattr("workflows.launch.run_nightly", fake_run)
+    results = backfill.run_backfill(settings, ["2026-05-01", "2026-05-02", "2026-05-03"], "production",
+                                    "production", max_parallel=3)
+    registry = open_registry(settings)  # the shipped models, registered once
+    assert registry.versions("prefilter") == ["v0001"] and registry.versions("heavy") == ["v0001"]
+    assert sorted(launched) == [(d, "v0001", "v0001") for d in ("2026-05-01", "2026-05-02", "2026-05-03")]
+    assert [r["status"] for r in results] == ["failed"] * 3 and "not run here" in results[0]["error"]
