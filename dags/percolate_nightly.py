@@ -15,6 +15,9 @@ DOC = """
 Processes **exactly the partition of the run's logical date** (`{{ ds }}`): the scheduled run
 after midnight processes the day that just ended (its data interval).
 
+0. `plan` - with the `dry_run` param, prints the date's estimate (videos, hours, sampled and
+   heavy-model frames, CPU and cost: `percolate backfill --dry-run`) and skips every other
+   task: nothing is written, no lease is taken.
 1. `check_inputs` - the day's manifest exists, names at least one video, and passes its
    expectation suite.
 2. `resolve_models` - pins the registry aliases (default `production`) to versions, so every
@@ -41,7 +44,9 @@ Between the Spark jobs, `validate_*` tasks run the Great Expectations suites of
 expectation and the offending values; warnings are recorded in `pipeline_runs`.
 
 Spark jobs go through the `spark_default` connection (`local[*]` on the embedded default).
-Rerunning a date replaces that date only. Params pick other model versions or aliases.
+Rerunning a date replaces that date only. Params pick other model versions or aliases,
+the sampler's frames per second and per-video decode time limit (default: the environment's
+`PERCOLATE_SAMPLE_FPS`, `PERCOLATE_DECODE_TIME_LIMIT_S`), and a dry run.
 """
 
 JOB_ARGS = ["--date", "{{ ds }}", "--run-id", "{{ run_id }}"]
@@ -88,9 +93,39 @@ def job(name: str) -> str:
             "", type="string", description="compare drift with the published days before this date (default: the "
                                            "run's date); a backfill sets its first date, so its dates do not depend "
                                            "on the order they run in"),
+        "sample_fps": Param(None, type=["null", "number"], exclusiveMinimum=0, maximum=30,
+                            description="frames kept per second of video (default: PERCOLATE_SAMPLE_FPS, 1)"),
+        "decode_time_limit_s": Param(None, type=["null", "number"], exclusiveMinimum=0,
+                                     description="per-video decode limit in seconds (default: "
+                                                 "PERCOLATE_DECODE_TIME_LIMIT_S, 300)"),
+        "dry_run": Param(False, type="boolean",
+                         description="only print the estimate for the date; write nothing"),
     },
 )
 def percolate_nightly():
+    @task.short_circuit(retries=0)
+    def plan(ds=None, params=None) -> bool:
+        """Go on, or (with `dry_run`) print the date's estimate and skip the rest of the run."""
+        if not params.get("dry_run"):
+            return True
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        # the estimate is the CLI's own (`percolate backfill --dry-run`): one implementation,
+        # with the run's sampler rate when the trigger sets one
+        env = dict(os.environ)
+        if params.get("sample_fps"):
+            env["PERCOLATE_SAMPLE_FPS"] = str(params["sample_fps"])
+        out = subprocess.run([str(Path(sys.executable).parent / "percolate"), "backfill", "--start", ds, "--end", ds,
+                              "--dry-run", "--prefilter-model", params["prefilter_model"]],
+                             env=env, capture_output=True, text=True, timeout=900)
+        if out.returncode != 0:
+            raise RuntimeError(f"the dry run's estimate failed:\n{out.stderr[-3000:]}")
+        print(out.stdout)
+        return False
+
     @task(retries=0)
     def check_inputs(ds=None, run_id=None) -> dict:
         """Fail fast, with a clear message, when the day has nothing (valid) to process."""
@@ -164,7 +199,9 @@ def percolate_nightly():
             **kwargs,
         )
 
-    sample = spark_job("sample_frames", doc_md="Decode stored videos; keep N frames/s by timestamp.")
+    sample = spark_job("sample_frames", ["--fps", "{{ params.sample_fps or '' }}",
+                                         "--time-limit-s", "{{ params.decode_time_limit_s or '' }}"],
+                       doc_md="Decode stored videos; keep N frames/s by timestamp.")
     prefilter = spark_job(
         "prefilter", ["--model-version", "{{ ti.xcom_pull(task_ids='resolve_models')['prefilter'] }}"],
         doc_md="Score every sampled frame with the cheap prefilter.")
@@ -191,7 +228,7 @@ def percolate_nightly():
         open_leases(settings).release(ds, run_id)
         return summary
 
-    chain(check_inputs(), resolve_models(), sample, validate_frames(), prefilter, validate_scores(), heavy,
+    chain(plan(), check_inputs(), resolve_models(), sample, validate_frames(), prefilter, validate_scores(), heavy,
           validate_predictions(), publish, report())
 
 

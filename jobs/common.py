@@ -17,6 +17,11 @@ def new_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def optional_float(value: str) -> float | None:
+    """A number, or None for "" (a DAG param left unset renders as an empty argument)."""
+    return float(value) if value.strip() else None
+
+
 def hold_lease(settings: Settings, date: str, run_id: str) -> None:
     """Take or renew the date's lease for this run (`percolate.io.lease`); raise if another run holds it."""
     from percolate.io.lease import open_leases

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-from jobs.common import Stopwatch, hold_lease, new_parser
+from jobs.common import Stopwatch, hold_lease, new_parser, optional_float
 from percolate.core.layout import FRAMES, SAMPLE_FRAMES, VIDEOS
 from percolate.core.metering import job_cpu_seconds
 from percolate.core.settings import Settings
@@ -20,9 +20,9 @@ from percolate.video.limits import DecodeLimits
 
 def main(argv: list[str] | None = None) -> int:
     parser = new_parser("Sample frames from the day's stored videos.")
-    parser.add_argument("--fps", type=float, default=None, help="frames per second to keep")
+    parser.add_argument("--fps", type=optional_float, default=None, help="frames per second to keep")
     parser.add_argument("--output-stage", default=SAMPLE_FRAMES, help="stage to write (training uses its own)")
-    parser.add_argument("--time-limit-s", type=float, default=None,
+    parser.add_argument("--time-limit-s", type=optional_float, default=None,
                         help="wall-clock limit per video (default PERCOLATE_DECODE_TIME_LIMIT_S or 300)")
     parser.add_argument("--memory-limit-mb", type=int, default=None,
                         help="memory one video's decode may add (default PERCOLATE_DECODE_MEMORY_MB or 2048)")

@@ -5,6 +5,8 @@ Layout:
     models/<role>/<version>/weights.safetensors   (built-in archs)
     models/<role>/<version>/model.pt              (bring-your-own TorchScript)
     models/aliases.json   {"prefilter": {"production": "v0001", ...}, "heavy": {...}}
+    models/alias_history.jsonl   every alias move: who, when, from, to, why (rollback reads it)
+    models/evaluations/<prefilter>+<heavy>/...json   a pair's held-out evaluations (the gates read them)
 
 The spec records the sha256 of every file of the version (`files`); every load checks
 them. Weights are only ever read with safetensors, or with torch.jit.load after checking
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 ROLES = ("prefilter", "heavy")
 BUILTIN_ARCHS = ("prefilter_cnn", "prefilter_ensemble", "mobilenet_like", "mobilenet_ensemble")
 ALIASES_KEY = "models/aliases.json"
+HISTORY_KEY = "models/alias_history.jsonl"  # one JSON line per alias move, appended
+EVALUATIONS_PREFIX = "models/evaluations/"  # <prefilter>+<heavy>/<first>_<last>_<days>.json
 _VERSION_RE = re.compile(r"^v\d{4,}$")
 
 
@@ -116,15 +120,68 @@ class ModelRegistry:
             return {}
         return json.loads(self.store.get_bytes(ALIASES_KEY))
 
-    def set_alias(self, role: str, alias: str, version: str) -> None:
+    def set_alias(self, role: str, alias: str, version: str, *, reason: str = "", forced: bool = False,
+                  rollback: bool = False) -> None:
+        """Point `alias` at `version`, and append the move to the alias history (who, when,
+        from, to, why). Pointing an alias where it already points records nothing."""
         self._check_role(role)
         if _VERSION_RE.match(alias):
             raise ValueError("an alias cannot look like a version")
         if version not in self.versions(role):
             raise KeyError(f"no {role} version {version}")
         data = self.aliases()
+        before = data.get(role, {}).get(alias)
+        if before == version:
+            return
         data.setdefault(role, {})[alias] = version
         self.store.put_bytes(ALIASES_KEY, json.dumps(data, indent=2, sort_keys=True).encode())
+        move = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "by": actor(), "role": role,
+                "alias": alias, "from": before, "to": version, "reason": reason, "forced": forced,
+                "rollback": rollback}
+        history = self.store.get_bytes(HISTORY_KEY) if self.store.exists(HISTORY_KEY) else b""
+        self.store.put_bytes(HISTORY_KEY, history + json.dumps(move, sort_keys=True).encode() + b"\n")
+
+    # -- evaluations (what champion/challenger gates compare) -------------------
+    def record_evaluation(self, summary: dict) -> str:
+        """Keep an evaluation of a (prefilter, heavy) pair on held-out days (`models.gates.summarize`);
+        returns its key. A later evaluation of the same pair on the same days replaces it."""
+        pair, days = summary["models"], sorted(summary["dates"])
+        for role in ROLES:
+            self.resolve(role, pair[role])
+        key = f"{EVALUATIONS_PREFIX}{pair['prefilter']}+{pair['heavy']}/{days[0]}_{days[-1]}_{len(days)}.json"
+        record = dict(summary, recorded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        self.store.put_bytes(key, json.dumps(record, indent=2, sort_keys=True).encode())
+        return key
+
+    def evaluations(self, prefilter: str, heavy: str) -> list[dict]:
+        """The recorded evaluations of a pair of versions, newest first."""
+        found = [json.loads(self.store.get_bytes(k))
+                 for k in self.store.list(f"{EVALUATIONS_PREFIX}{prefilter}+{heavy}/") if k.endswith(".json")]
+        return sorted(found, key=lambda e: e["recorded_at"], reverse=True)
+
+    def alias_history(self, role: str | None = None, alias: str | None = None) -> list[dict]:
+        """Every alias move, oldest first (optionally of one role and alias)."""
+        if not self.store.exists(HISTORY_KEY):
+            return []
+        moves = [json.loads(line) for line in self.store.get_bytes(HISTORY_KEY).decode().splitlines() if line]
+        return [m for m in moves if (role is None or m["role"] == role) and (alias is None or m["alias"] == alias)]
+
+    def rollback(self, role: str, alias: str = "production", reason: str = "") -> tuple[str, str]:
+        """Move `alias` back one step: to the version it pointed at before its last move that
+        was not itself undone. Repeated rollbacks walk further back. Returns (from, to)."""
+        earlier: list[str] = []  # the versions the alias left, most recent last
+        for move in self.alias_history(role, alias):
+            if move["rollback"]:
+                if earlier:
+                    earlier.pop()
+            elif move["from"]:
+                earlier.append(move["from"])
+        current = self.aliases().get(role, {}).get(alias)
+        if not earlier or current is None:
+            raise ValueError(f"{role} {alias} has no earlier version to roll back to "
+                             f"(see `percolate models history --role {role}`)")
+        self.set_alias(role, alias, earlier[-1], reason=reason or "rollback", rollback=True)
+        return current, earlier[-1]
 
     def resolve(self, role: str, alias_or_version: str) -> str:
         self._check_role(role)
@@ -276,6 +333,15 @@ class ModelRegistry:
         module = build_module(spec["arch"], spec.get("arch_kwargs", {}))
         module.load_state_dict(st_load(files["weights.safetensors"]))
         return module
+
+
+def actor() -> str:
+    """Who moves an alias: PERCOLATE_ACTOR (a DAG run, a CI job), else user@host."""
+    import getpass
+    import os
+    import socket
+
+    return os.environ.get("PERCOLATE_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 def sha256(data: bytes) -> str:

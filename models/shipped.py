@@ -58,7 +58,7 @@ def ensure_production(registry, root: Path = SHIPPED_DIR) -> dict[str, str]:
             continue
         spec, files = read_shipped(role, root)
         version = registry.import_version(role, dict(spec, source="shipped"), files)
-        registry.set_alias(role, "production", version)
+        registry.set_alias(role, "production", version, reason="shipped models: no production model yet")
         done[role] = version
     return done
 

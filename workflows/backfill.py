@@ -230,9 +230,13 @@ def dry_run(settings: Settings, dates: list[str], prefilter_model: str = "produc
             seen = {**probed, **seen}
         days.append(estimate_day(date, manifest, seen, rates, settings.sampler.fps, settings.cost_per_core_hour,
                                  per_byte, pass_rate))
+    return {"dates": days, "total": range_total(days), "rates": rates, "calibrated_pass_rate": pass_rate}
+
+
+def range_total(days: list[dict]) -> dict:
+    """The dry run's total line: a figure is known only where every date's is (else None, "-")."""
     keys = ("videos", "video_hours", "sampled_frames", "heavy_model_frames", "cpu_hours", "cost_usd")
-    total = {k: round(sum(d.get(k) or 0 for d in days), 6) for k in keys}
-    return {"dates": days, "total": total, "rates": rates, "calibrated_pass_rate": pass_rate}
+    return {k: None if any(d.get(k) is None for d in days) else round(sum(d[k] for d in days), 6) for k in keys}
 
 
 def format_dry_run(plan: dict) -> str:

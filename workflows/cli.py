@@ -149,6 +149,11 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
                    heavy_members=args.heavy_members, prefilter_members=args.prefilter_members,
                    recolour=args.recolour)
     command = "percolate " + " ".join(args.argv)
+    if args.alias:  # before two hours of training, not after
+        from percolate.io.registry import open_registry
+        from workflows.promotion import refuse_production_move
+
+        refuse_production_move(open_registry(settings), args.alias)
     summary = train(settings, plan, alias=args.alias or None, ship=args.ship, command=command)
     emit(args, summary, json.dumps({k: summary[k] for k in ("versions", "alias", "prefilter", "heavy", "seconds")
                                     if k in summary}, indent=2, default=str))
@@ -173,6 +178,11 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     # held-out days are generated: their own database and store prefix, never the production tables
     out = evaluate(settings.synthetic(), args.date, prefilter=args.prefilter_model, heavy=args.heavy_model,
                    generate=not args.no_generate, rerun=args.rerun, spec=spec)
+    # recorded beside the models: `percolate models promote` compares a challenger's with production's
+    from models.gates import summarize
+    from percolate.io.registry import open_registry
+
+    out["recorded_evaluation"] = open_registry(settings).record_evaluation(summarize(out))
     emit(args, out, format_result(out))
     return 0 if not args.require_targets or out["pooled"]["targets"]["all_met"] else 3
 
@@ -275,6 +285,10 @@ def cmd_models_register(args: argparse.Namespace, settings: Settings) -> int:
     registry = open_registry(settings)
     if not Path(args.file).is_file():
         raise FileNotFoundError(f"no such file: {args.file}")
+    if args.alias:
+        from workflows.promotion import refuse_production_move
+
+        refuse_production_move(registry, args.alias, args.role)
     version = registry.register(args.role, None, _spec_from_args(args), torchscript_path=args.file)
     if args.alias:
         registry.set_alias(args.role, args.alias, version)
@@ -287,12 +301,41 @@ def cmd_models_register(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_models_alias(args: argparse.Namespace, settings: Settings) -> int:
     from percolate.io.registry import open_registry
+    from workflows.promotion import refuse_production_move
 
     registry = open_registry(settings)
     version = registry.resolve(args.role, args.version)
-    registry.set_alias(args.role, args.alias, version)
+    refuse_production_move(registry, args.alias, args.role)
+    registry.set_alias(args.role, args.alias, version, reason=args.reason)
     emit(args, {"role": args.role, "alias": args.alias, "version": version},
          f"{args.role} {args.alias} -> {version}")
+    return 0
+
+
+def cmd_models_promote(args: argparse.Namespace, settings: Settings) -> int:
+    from workflows.promotion import format_promotion, promote_pair
+
+    out = promote_pair(settings, args.prefilter, args.heavy, gates_file=args.gates, force=args.force,
+                       reason=args.reason)
+    emit(args, out, format_promotion(out))
+    return 0 if out["promoted"] else 3
+
+
+def cmd_models_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from percolate.io.registry import open_registry
+
+    before, after = open_registry(settings).rollback(args.role, args.alias, reason=args.reason)
+    emit(args, {"role": args.role, "alias": args.alias, "from": before, "to": after},
+         f"{args.role} {args.alias}: {before} -> {after} (rolled back; the next run uses {after})")
+    return 0
+
+
+def cmd_models_history(args: argparse.Namespace, settings: Settings) -> int:
+    from percolate.io.registry import open_registry
+    from workflows.promotion import format_history
+
+    moves = open_registry(settings).alias_history(args.role, args.alias)
+    emit(args, moves, format_history(moves))
     return 0
 
 
@@ -361,7 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "days (how the shipped models are made: `percolate train --ship`).")
     p.add_argument("--calls", type=int, default=plan.train_shape.calls, help="calls per training day")
     p.add_argument("--seed", type=int, default=plan.seed)
-    p.add_argument("--alias", default="production", help="alias to point at the new versions ('' for none)")
+    p.add_argument("--alias", default="challenger",
+                   help="alias to point at the new versions ('' for none; production only while there is none: "
+                        "afterwards it moves through `percolate models promote`)")
     p.add_argument("--ship", action="store_true", help="also export them to models/shipped/ (commit that folder)")
     p.add_argument("--prefilter-epochs", type=int, default=plan.prefilter_epochs)
     p.add_argument("--heavy-epochs", type=int, default=plan.heavy_epochs)
@@ -445,7 +490,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", required=True, choices=["prefilter", "heavy"])
     p.add_argument("--alias", required=True)
     p.add_argument("--version", required=True, help="a version (v0003) or another alias")
+    p.add_argument("--reason", default="", help="why: kept in the alias history")
     p.set_defaults(func=cmd_models_alias)
+
+    p = models_sub.add_parser(
+        "promote", help="Make a challenger pair production if every gate passes (models/gates.json).",
+        description="Compare the pair's recorded evaluation (percolate evaluate) with production's on the same "
+                    "held-out days and promote only when every gate passes; exit 3 when refused. --force "
+                    "--reason promotes past failed gates and records it.")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--prefilter", default="challenger", help="version or alias (default challenger)")
+    p.add_argument("--heavy", default="challenger", help="version or alias (default challenger)")
+    p.add_argument("--gates", default=None, help="gates JSON (default PERCOLATE_GATES or models/gates.json)")
+    p.add_argument("--force", action="store_true", help="promote even if a gate fails (needs --reason)")
+    p.add_argument("--reason", default="", help="why: kept in the alias history")
+    p.set_defaults(func=cmd_models_promote)
+
+    p = models_sub.add_parser("rollback", help="Move an alias (production) back one step in its history.")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--role", required=True, choices=["prefilter", "heavy"])
+    p.add_argument("--alias", default="production")
+    p.add_argument("--reason", default="", help="why: kept in the alias history")
+    p.set_defaults(func=cmd_models_rollback)
+
+    p = models_sub.add_parser("history", help="Every alias move: when, who, from, to, why.")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--role", choices=["prefilter", "heavy"], default=None)
+    p.add_argument("--alias", default=None)
+    p.set_defaults(func=cmd_models_history)
     return parser
 
 

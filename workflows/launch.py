@@ -20,7 +20,7 @@ from percolate.core.settings import Settings
 from workflows.progress import bar
 
 REPO = Path(__file__).resolve().parents[1]
-NIGHTLY_TASKS = 10  # tasks of percolate_nightly: the progress bar's length
+NIGHTLY_TASKS = 11  # tasks of percolate_nightly: the progress bar's length
 
 
 def bin_dir() -> Path:
@@ -124,10 +124,20 @@ def run_nightly(settings: Settings, date: str, prefilter_model: str = "productio
     else:
         rc = run_logged(cmd, env, settings.home, log_path)
     if rc != 0 or not summary.exists() or _task_failed(log_path):
-        record_outcome(settings.reports_dir, date, "failed", None, f"exit {rc}; log {log_path}")
-        raise RuntimeError(f"the nightly DAG failed for {date} (exit {rc}); last lines of {log_path}:\n"
-                           + tail(log_path))
+        reason = failure_reason(log_path.read_text(errors="replace"))
+        record_outcome(settings.reports_dir, date, "failed", None, f"{reason or f'exit {rc}'}; log {log_path}")
+        raise RuntimeError(f"the nightly DAG failed for {date}: {reason or f'exit {rc}'}\n"
+                           f"last lines of {log_path}:\n" + tail(log_path))
     return summary
+
+
+def failure_reason(log_text: str) -> str | None:
+    """The first exception a task of the run died with ("pkg.ManifestError: manifest ... lacks
+    columns ..."): the last line of the first traceback in the log, shortened."""
+    import re
+
+    found = re.search(r"^(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Exception|Exit)\b.*?)$", log_text, re.MULTILINE)
+    return found.group(1)[:400] if found else None
 
 
 def _task_failed(log_path: Path) -> bool:
@@ -155,17 +165,54 @@ def spark_submit(settings: Settings, job: str, args: list[str], log_name: str) -
 
 # ---- long-running services (Airflow's, the Thrift server) ---------------------------------------
 
-def stop_group(pid_file: Path) -> None:
-    """SIGTERM the process group a service was started in (its children too); forget its pid."""
+def stop_groups(pid_files: list[Path], wait_s: float = 60) -> None:
+    """SIGTERM the process groups services were started in (their children too) and wait until
+    they have exited (SIGKILL after `wait_s`), so ports and logs are free when this returns;
+    forget their pids."""
     import signal
+    import time
 
-    if not pid_file.exists():
-        return
+    groups = []
+    for pid_file in pid_files:
+        if not pid_file.exists():
+            continue
+        try:
+            group = int(pid_file.read_text())
+            os.killpg(group, signal.SIGTERM)
+            groups.append(group)
+        except (ProcessLookupError, ValueError):
+            pass
+    deadline = time.monotonic() + wait_s
+    while alive := [g for g in groups if group_alive(g)]:
+        if time.monotonic() > deadline:
+            for group in alive:
+                try:
+                    os.killpg(group, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            deadline = float("inf")
+        time.sleep(0.2)
+    for pid_file in pid_files:
+        pid_file.unlink(missing_ok=True)
+
+
+def group_alive(group: int) -> bool:
+    """Whether a process of the group still runs (zombies, exited but not yet reaped, do not count)."""
     try:
-        os.killpg(int(pid_file.read_text()), signal.SIGTERM)
-    except (ProcessLookupError, ValueError):
-        pass
-    pid_file.unlink()
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == group:  # state, ppid, pgrp
+            return True
+    return False
 
 
 def service_main(description: str, default_port: int, start, stop, argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ import time
 import urllib.request
 
 from percolate.core.settings import Settings
-from workflows.launch import base_env, bin_dir, service_main, stop_group
+from workflows.launch import base_env, bin_dir, service_main, stop_groups
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
@@ -93,8 +93,7 @@ def start(settings: Settings, port: int = 8080, env: dict | None = None, wait_s:
 
 def stop(settings: Settings) -> None:
     """Stop every component this module started (their process groups: tasks included)."""
-    for name in COMPONENTS:
-        stop_group(settings.airflow_home / f"{name}.pid")
+    stop_groups([settings.airflow_home / f"{name}.pid" for name in COMPONENTS])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,7 @@ from pathlib import Path
 from percolate.core.settings import Settings
 from percolate.io.metastore import spark_jars
 from percolate.io.spark import metastore_conf, spark_conf
-from workflows.launch import service_main, stop_group
+from workflows.launch import service_main, stop_groups
 
 REPO = Path(__file__).resolve().parents[1]
 GUARD_SOURCE = REPO / "infra" / "thrift" / "ReadOnlyGuard.java"
@@ -136,7 +136,7 @@ def start(settings: Settings, port: int = 10000, wait_s: float = 180) -> int:
 
 
 def stop(settings: Settings) -> None:
-    stop_group(state_dir(settings) / "server.pid")
+    stop_groups([state_dir(settings) / "server.pid"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -148,7 +148,7 @@ def deterministic_torch() -> None:
     torch.use_deterministic_algorithms(True)
 
 
-def train(settings: Settings, plan: TrainingPlan = TrainingPlan(), alias: str | None = "production",
+def train(settings: Settings, plan: TrainingPlan = TrainingPlan(), alias: str | None = "challenger",
           ship: bool = False, command: str = "percolate train") -> dict:
     """Generate (if missing) and sample the plan's days; fit, calibrate and register both
     models; point `alias` at them (none: leave every alias); with `ship`, export them as the
@@ -203,7 +203,7 @@ def train(settings: Settings, plan: TrainingPlan = TrainingPlan(), alias: str | 
     registry = open_registry(settings)
     versions = register_models(registry, prefilter, heavy, specs)
     if alias:
-        promote(registry, versions, alias)
+        promote(registry, versions, alias, reason=f"trained by {command}")
     summary = {"versions": versions, "alias": alias, "training": training,
                "prefilter": calibration["prefilter"], "heavy": calibration["heavy"],
                "seconds": {"fit": round(fit_s, 1), "prefilter_fit": round(prefilter.seconds, 1),

@@ -466,6 +466,18 @@ def test_a_backfill_dry_run_estimates_the_range_and_writes_nothing(env, capsys):
     assert plan["total"]["videos"] == yesterday["videos"] + today["videos"]
     assert sorted(plan["rates"]["days"]) == [YESTERDAY, TODAY]
 
+    # the same estimate from a manual trigger of the DAG with `dry_run` (and sampler params):
+    # only Airflow's own records change
+    conf = {"dry_run": True, "sample_fps": 2, "prefilter_model": "production"}
+    out = subprocess.run([str(Path(sys.executable).parent / "airflow"), "dags", "test", "percolate_nightly", TODAY,
+                          "--conf", json.dumps(conf)], env=base_env(settings), capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "dry run: nothing was written" in out.stdout + out.stderr
+    assert "Marking task as FAILED" not in out.stdout + out.stderr
+    kept = {k: v for k, v in file_tree(settings.home).items() if not k.startswith(("airflow/", "logs/"))}
+    assert kept == {k: v for k, v in before[0].items() if not k.startswith(("airflow/", "logs/"))}
+    assert file_tree(Path(settings.store_uri)) == before[1]
+
 
 def test_only_failed_redoes_only_the_dates_whose_last_run_failed(env, capsys):
     settings = env.settings

@@ -49,7 +49,14 @@ def test_register_torchscript_with_flags_then_alias(env, capsys):
     assert loaded.spec["threshold"] == 0.7
     assert loaded.spec["aggregation"] == {"min_frames": 2, "min_score": 0.7}
     assert (loaded.input.width, loaded.input.height, loaded.input.mean) == (64, 48, (0.5, 0.5, 0.5))
+    # the first production model (there is none yet) may be pointed at directly ...
     assert main(["models", "alias", "--role", "heavy", "--alias", "production", "--version", "challenger"]) == 0
+    assert registry.resolve("heavy", "production") == "v0001"
+    # ... afterwards production moves only through `percolate models promote` (the gates)
+    assert main(["models", "register", "--role", "heavy", "--file", str(path), "--input-size", "64x48",
+                 "--classes", "green tea,black tea,chai", "--alias", "production"]) == 1
+    assert "percolate models promote" in capsys.readouterr().err
+    assert main(["models", "alias", "--role", "heavy", "--alias", "production", "--version", "v0001"]) == 1
     assert registry.resolve("heavy", "production") == "v0001"
 
 

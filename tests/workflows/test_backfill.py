@@ -72,7 +72,7 @@ def test_without_history_the_dry_run_says_what_it_cannot_estimate():
 def test_without_history_durations_come_from_the_headers_and_heavy_frames_from_calibration(tmp_path):
     from media import make_video
     from percolate.io.store import LocalStore
-    from workflows.backfill import probe_day
+    from workflows.backfill import probe_day, range_total
 
     store = LocalStore(tmp_path / "store")
     video = tmp_path / "a.mp4"
@@ -90,6 +90,8 @@ def test_without_history_durations_come_from_the_headers_and_heavy_frames_from_c
     seconds = known["a"] + 5000 * per_byte  # b at a's bitrate
     assert day["hours_estimated_for"] == 1 and day["sampled_frames"] == round(seconds)
     assert day["heavy_model_frames"] == round(seconds * 0.1) and "cost_usd" not in day
+    total = range_total([day, day])
+    assert total["sampled_frames"] == 2 * day["sampled_frames"] and total["cost_usd"] is None  # unknown, not 0
 
 
 def test_a_backfill_pins_its_models_once_before_any_date_runs(tmp_path, monkeypatch):
