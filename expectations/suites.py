@@ -308,6 +308,35 @@ def build_training_data_suite(
     )
 
 
+def build_labels_suite(
+    *,
+    columns: Sequence[str],
+    class_names: Iterable[str] | None = None,
+    verdicts: Iterable[str],
+    sources: Iterable[str],
+    name: str = "labels",
+) -> Any:
+    """Labels about to be written: known brands, verdicts and sources, one label per subject
+    and brand, a date for every day, frame labels with a non-negative index."""
+    classes = _class_list(class_names, name)
+    gxe = _gxe()
+    return _suite(
+        name,
+        [
+            *_exists(columns),
+            *[_not_null(c) for c in ("label_id", "subject", "user_id", "day", "brand", "verdict", "source",
+                                     "known_at")],
+            _unique("label_id"),
+            _compound_unique(["subject", "brand"]),
+            _in_set("brand", classes),
+            _in_set("verdict", verdicts),
+            _in_set("source", sources),
+            gxe.ExpectColumnValuesToMatchRegex(column="day", regex=r"^\d{4}-\d{2}-\d{2}$", meta=_meta(CRITICAL)),
+            _between("frame_index", 0, None),
+        ],
+    )
+
+
 SUITES: dict[str, Callable[..., Any]] = {
     "manifest": build_manifest_suite,
     "sampled_frames": build_sampled_frames_suite,
@@ -317,6 +346,7 @@ SUITES: dict[str, Callable[..., Any]] = {
     "frame_predictions": build_frame_predictions_suite,
     "user_brand_daily": build_user_brand_daily_suite,
     "training_data": build_training_data_suite,
+    "labels": build_labels_suite,
 }
 
 

@@ -28,6 +28,7 @@ COLUMNS: dict[str, tables.Columns] = {
     "heavy_predictions": tables.HEAVY_PREDICTIONS,
     "frame_predictions": tables.WAREHOUSE["frame_predictions"],
     "user_brand_daily": tables.WAREHOUSE["user_brand_daily"],
+    "labels": tables.WAREHOUSE["labels"],
 }
 # suite -> where the stage area keeps its data (stage, part)
 STAGED = {"sampled_frames": (SAMPLE_FRAMES, FRAMES), "video_outcomes": (SAMPLE_FRAMES, VIDEOS),
@@ -57,6 +58,9 @@ def check(settings: Settings, suite: str, date: str, run_id: str, data: pd.DataF
         suite_params.setdefault("columns", tables.names(COLUMNS[suite]))
     if suite == "video_outcomes":
         suite_params.setdefault("reason_codes", list(REASON_CODES))
+    if suite == "labels":
+        suite_params.setdefault("verdicts", list(tables.LABEL_VERDICTS))
+        suite_params.setdefault("sources", list(tables.LABEL_SOURCES))
     frame = load(settings, suite, date, run_id) if data is None else data
     report = validate(frame, suite, gx_root=settings.gx_dir, run_name=f"{run_id}-{suite}", **suite_params)
     open_stage(settings, run_id).write_report(date, report.suite, report.to_dict())

@@ -86,7 +86,17 @@ WAREHOUSE: dict[str, Columns] = {
         "cpu_s_total double, estimated_cost_usd double, cost_per_video_hour_usd double, decode_modes string, "
         "warnings string, validation string, data_docs string") + tuple(
         c for c in PROVENANCE if c.name != "run_id") + _cols("publish_id string"),
+    # Labels: what people said about a frame or a user-day (the reorder button, the audit sample,
+    # imported files), partitioned by the date the label arrived (dt) and its batch (one import,
+    # one night's button clicks): a batch is replaced whole, never merged.
+    "labels": _cols(
+        "label_id string, subject string, call_id string, frame_index int, user_id string, day string, "
+        "brand string, verdict string, source string, known_at timestamp"),
+    "label_quarantine": _cols("row_number int, raw string, reason string, message string"),
 }
+LABEL_TABLES: tuple[str, ...] = ("labels", "label_quarantine")  # written in batches, not by the nightly run
+LABEL_SOURCES: tuple[str, ...] = ("reorder_button", "audit", "import")
+LABEL_VERDICTS: tuple[str, ...] = ("confirmed", "rejected")
 # How each table's rows are ordered when compared or shown (a key of the table).
 WAREHOUSE_KEYS: dict[str, tuple[str, ...]] = {
     "frame_predictions": ("call_id", "frame_index"), "user_brand_daily": ("user_id", "brand"),
@@ -100,6 +110,8 @@ TABLE_COMMENTS: dict[str, str] = {
     "quarantine": "One row per video that could not be processed, with a reason code",
     "calls": "One row per video of the day: processed or quarantined, and what was spent on it",
     "pipeline_runs": "One row per date: the run that published it (funnel, cost, validation, provenance)",
+    "labels": "One row per label a person gave a frame or a user-day (dt: the date it arrived)",
+    "label_quarantine": "One row per label row refused at import, with a reason code",
 }
 # What each warehouse column means (a name means the same in every table), shown by DESCRIBE.
 COLUMN_COMMENTS: dict[str, str] = {
@@ -140,7 +152,13 @@ COLUMN_COMMENTS: dict[str, str] = {
     "cost_per_video_hour_usd": "estimated cost per hour of video", "decode_modes": "decode modes used (JSON)",
     "warnings": "validation and drift warnings (JSON)", "validation": "suite -> passed/failed (JSON)",
     "data_docs": "Great Expectations data docs of the run", "publish_id": "the publish that made the rows visible",
-    "dt": "the date (YYYY-MM-DD) the calls were stored",
+    "dt": "the date (YYYY-MM-DD) the calls were stored (labels: the date the label arrived)",
+    "label_id": "the label's id (a hash of subject, brand, verdict and source)",
+    "subject": "what is labelled: frame:<call_id>:<frame_index> or user_day:<user_id>:<day>",
+    "day": "the date of the call(s) the label is about", "verdict": "confirmed or rejected",
+    "source": "reorder_button, audit or import", "known_at": "when the label was given (UTC)",
+    "batch": "the import or night the label came with (replaced whole on re-import)",
+    "row_number": "the row's number in the imported file (1 = first data row)", "raw": "the row as imported (JSON)",
     **{f"cpu_s_{s}": f"CPU seconds of the {s} stage" for s in STAGES},
 }
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from percolate.core.tables import RUN_TABLES, WAREHOUSE, names
+from percolate.core.tables import LABEL_TABLES, RUN_TABLES, WAREHOUSE, names
 from percolate.io.warehouse import COMMIT_TABLE
 
 if TYPE_CHECKING:
@@ -69,15 +69,18 @@ def catalog_partitions(settings: "Settings") -> list[Partition]:
             for db, table, name, location in rows]
 
 
-def _select(table: str, sources: list[tuple[str, str]]) -> str:
-    """The table's columns (and dt) from Parquet folders, one (dt, folder) per partition."""
+def _select(table: str, sources: list[tuple[str, str]], keys: tuple[str, ...] = ("dt",)) -> str:
+    """The table's columns and partition keys (dt; batch for batch tables) from Parquet folders,
+    one (key values, folder) per partition; a key value is a plain date or batch name."""
     cols = WAREHOUSE[table]
     if not sources:  # nothing published: an empty view with the right columns
         typed = ", ".join(f"CAST(NULL AS {DUCK_TYPES[c.type]}) AS \"{c.name}\"" for c in cols)
-        return f"SELECT {typed}, CAST(NULL AS VARCHAR) AS dt WHERE false"
+        return f"SELECT {typed}, " + ", ".join(f"CAST(NULL AS VARCHAR) AS {k}" for k in keys) + " WHERE false"
     listed = ", ".join(f'"{n}"' for n in names(cols))
     return " UNION ALL ".join(
-        f"SELECT {listed}, '{dt}' AS dt FROM read_parquet('{folder}/*.parquet')" for dt, folder in sorted(sources))
+        f"SELECT {listed}, " + ", ".join(f"'{v}' AS {k}" for k, v in zip(keys, values if isinstance(values, tuple)
+                                                                         else (values,)))
+        + f" FROM read_parquet('{folder}/*.parquet')" for values, folder in sorted(sources))
 
 
 def register_views(con: "duckdb.DuckDBPyConnection", partitions: list[Partition], database: str) -> dict[str, int]:
@@ -91,6 +94,11 @@ def register_views(con: "duckdb.DuckDBPyConnection", partitions: list[Partition]
                    if p.database == f"{database}_publishes" and p.table == table
                    and (p.values.get("dt"), p.values.get("publish_id")) in committed]
         con.execute(f"CREATE OR REPLACE VIEW {table} AS {_select(table, sources)}")
+        dates[table] = len(sources)
+    for table in LABEL_TABLES:  # (dt, batch) partitions, each pointing at its batch's current write
+        sources = [((p.values["dt"], p.values["batch"]), p.location) for p in partitions
+                   if p.database == database and p.table == table]
+        con.execute(f"CREATE OR REPLACE VIEW {table} AS {_select(table, sources, ('dt', 'batch'))}")
         dates[table] = len(sources)
     return dates
 

@@ -16,6 +16,11 @@ Every table is partitioned by `dt` (YYYY-MM-DD); the columns come from
 Old publishes are removed by `remove_expired` after a retention period, and only after the new
 one is committed. A killed publish leaves an unreferenced location, removed the same way.
 
+Tables written in batches rather than by the nightly run (`labels`, `label_quarantine`) are
+partitioned by (dt, batch): `put_batch` writes a batch to a fresh location and points the
+partition at it with one metastore operation, so a re-imported batch replaces the old one
+whole; a reader sees the old batch or the new one.
+
 The implementation is a Hive catalog (Spark's, on the metastore `percolate.io.spark`
 configures): the data tables live in database `<db>_publishes`, partitioned by
 (dt, publish_id); the views and `pipeline_runs` in `<db>`.
@@ -28,8 +33,8 @@ import uuid
 from typing import TYPE_CHECKING, Protocol
 
 from percolate.core.layout import check_date
-from percolate.core.tables import (COLUMN_COMMENTS, RUN_TABLES, TABLE_COMMENTS, WAREHOUSE, ddl, names,
-                                   spark_schema, sql_string)
+from percolate.core.tables import (COLUMN_COMMENTS, LABEL_TABLES, RUN_TABLES, TABLE_COMMENTS, WAREHOUSE, ddl,
+                                   names, spark_schema, sql_string)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -86,7 +91,7 @@ class HiveWarehouse:
 
     def stored(self, name: str) -> str:
         """Where a table's rows are kept, every publish of every date."""
-        return self.table(name) if name == COMMIT_TABLE else f"`{self.store_db}`.`{name}`"
+        return self.table(name) if name == COMMIT_TABLE or name in LABEL_TABLES else f"`{self.store_db}`.`{name}`"
 
     def location(self, table: str, date: str, publish_id: str) -> str:
         return f"{self.root}/publishes/{self.database}/{table}/dt={check_date(date)}/publish_id={publish_id}"
@@ -108,8 +113,14 @@ class HiveWarehouse:
             self._create(name, WAREHOUSE[name], "PARTITIONED BY (dt, publish_id)")
             if name not in existing:
                 self.spark.sql(self._view_sql(name))
+        for name in LABEL_TABLES:
+            self.spark.sql(f"CREATE TABLE IF NOT EXISTS {self.table(name)} ({ddl(WAREHOUSE[name], comments=True)}, "
+                           f"`dt` string COMMENT {sql_string(COLUMN_COMMENTS['dt'])}, `batch` string COMMENT "
+                           f"{sql_string(COLUMN_COMMENTS['batch'])}) USING parquet PARTITIONED BY (dt, batch) "
+                           f"COMMENT {sql_string(TABLE_COMMENTS[name])}")
         for name, expected in [(COMMIT_TABLE, [*names(WAREHOUSE[COMMIT_TABLE]), "dt"])] + [
-                (n, [*names(WAREHOUSE[n]), "dt", "publish_id"]) for n in RUN_TABLES]:
+                (n, [*names(WAREHOUSE[n]), "dt", "publish_id"]) for n in RUN_TABLES] + [
+                (n, [*names(WAREHOUSE[n]), "dt", "batch"]) for n in LABEL_TABLES]:
             have = self.spark.table(self.stored(name)).columns
             if have != expected:
                 raise RuntimeError(
@@ -150,9 +161,37 @@ class HiveWarehouse:
             self.spark.sql(f"ALTER TABLE {self.table(COMMIT_TABLE)} ADD PARTITION (dt='{date}') LOCATION '{marker}'")
         self.spark.catalog.refreshTable(self.table(COMMIT_TABLE))
 
-    def _has_partition(self, table: str, date: str) -> bool:
-        rows = self.spark.sql(f"SHOW PARTITIONS {self.table(table)} PARTITION (dt='{date}')").collect()
+    def _has_partition(self, table: str, date: str, batch: str | None = None) -> bool:
+        spec = f"dt='{date}'" + (f", batch='{batch}'" if batch is not None else "")
+        rows = self.spark.sql(f"SHOW PARTITIONS {self.table(table)} PARTITION ({spec})").collect()
         return bool(rows)
+
+    def put_batch(self, table: str, df: "DataFrame", date: str, batch: str,
+                  retention: dt.timedelta = dt.timedelta(hours=24)) -> "DataFrame":
+        """Make `df` the rows of `table`'s partition (date, batch), replacing what it held, with
+        one metastore operation; returns the rows as read back. Earlier writes of the batch are
+        removed once older than `retention` (a reader may still be reading them)."""
+        if table not in LABEL_TABLES:
+            raise ValueError(f"{table} is not written in batches")
+        date, batch = check_date(date), check_batch(batch)
+        folder = f"{self.root}/batches/{self.database}/{table}/dt={date}/batch={batch}"
+        write_id = new_publish_id()
+        path = f"{folder}/write={write_id}"
+        conform(df, table).write.mode("errorifexists").parquet(path)
+        spec = f"PARTITION (dt='{date}', batch='{batch}')"
+        if self._has_partition(table, date, batch):
+            self.spark.sql(f"ALTER TABLE {self.table(table)} {spec} SET LOCATION '{path}'")
+        else:
+            self.spark.sql(f"ALTER TABLE {self.table(table)} ADD {spec} LOCATION '{path}'")
+        self.spark.catalog.refreshTable(self.table(table))
+        fs, jvm = self._fs()
+        now = dt.datetime.now(dt.timezone.utc)
+        listed = fs.listStatus(jvm.org.apache.hadoop.fs.Path(folder))
+        for status in listed:
+            old = status.getPath().getName().removeprefix("write=")
+            if old != write_id and now - publish_time(old) >= retention:
+                fs.delete(status.getPath(), True)
+        return self.spark.read.schema(spark_schema(WAREHOUSE[table])).parquet(path)
 
     def committed(self, date: str) -> str | None:
         row = self.spark.sql(f"SELECT publish_id FROM {self.table(COMMIT_TABLE)} "
@@ -200,6 +239,15 @@ class HiveWarehouse:
                                 f"WHERE is_detection AND dt IN ({dates}) GROUP BY dt, label").collect():
             detections.setdefault(r.dt, {})[r.label] = r.n
         return [dict(r.asDict(), detections=detections.get(r.dt, {})) for r in runs]
+
+
+def check_batch(batch: str) -> str:
+    """A batch name: letters, digits, '.', '_' and '-' (it names a partition and a folder)."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", batch or ""):
+        raise ValueError(f"bad batch name {batch!r}: letters, digits, '.', '_', '-'")
+    return batch
 
 
 def ddl_for_view(cols: list[str]) -> str:

@@ -214,9 +214,9 @@ def test_the_analysts_example_queries_answer(env):
     from workflows.sql_guard import check_read_only
 
     queries = analysts_queries()
-    assert len(queries) == 7
+    assert len(queries) == 8
     answers = run_queries(env.settings, [check_read_only(q) for q in queries])
-    brands, _week, trend, coverage, per_call, reasons, models = answers
+    brands, _week, trend, coverage, per_call, reasons, models, _labels = answers  # labels: checked after an import
     # DuckDB over the partitions the catalog publishes answers the same (what `percolate query` uses here)
     assert same_answers(query_here(env.settings, queries, read_only=True, engine="duckdb"), answers)
     assert {r["dt"] for r in brands} == {YESTERDAY, TODAY} and all(r["users"] > 0 for r in brands)
@@ -275,6 +275,41 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_imported_labels_are_checked_row_by_row_and_a_batch_is_replaced_whole(env, tmp_path, capsys):
+    from synth import BRAND_NAMES
+    from workflows.query import query_here
+
+    ok = [r for r in env.published[TODAY]["calls"] if r["status"] == "ok"]
+    user, call = ok[0]["user_id"], ok[0]["call_id"]
+    good = {"user_id": user, "day": TODAY, "brand": BRAND_NAMES[0], "verdict": "confirmed"}
+    rows = [good, dict(good, call_id=call, frame_index=ok[0]["sampled_frames"] - 1, verdict="rejected",
+                       source="audit"),
+            dict(good, brand="Nescafe"), dict(good, day="2026-05-09"), dict(good, verdict="rejected"),
+            dict(good, user_id="nobody"), dict(good, call_id=call, frame_index=10_000)]
+    path = tmp_path / "labels.csv"
+    path.write_text("user_id,day,brand,verdict,call_id,frame_index,source\n" + "".join(
+        ",".join(str(r.get(k, "")) for k in ("user_id", "day", "brand", "verdict", "call_id", "frame_index",
+                                            "source")) + "\n" for r in rows))
+    for _ in range(2):  # importing the same file again replaces its batch: nothing doubles
+        assert cli_main(["labels", "import", str(path), "--date", "2026-05-03", "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert (out["accepted"], out["quarantined"]) == (2, 5)
+        assert out["reasons"] == {"unknown_brand": 1, "from_the_future": 1, "duplicate": 1, "unknown_user_day": 1,
+                                  "unknown_frame": 1}
+    statements = ["SELECT dt, batch, subject, brand, verdict, source FROM labels ORDER BY subject",
+                  "SELECT dt, batch, row_number, reason FROM label_quarantine ORDER BY row_number",
+                  analysts_queries()[-1]]  # the analysts' page query on labels
+    duck = query_here(env.settings, statements, read_only=True, engine="duckdb")
+    assert duck == query_here(env.settings, statements, read_only=True, engine="spark")  # one Spark session
+    assert [(r["subject"], r["verdict"], r["source"]) for r in duck[0]] == [
+        (f"frame:{call}:{ok[0]['sampled_frames'] - 1}", "rejected", "audit"),
+        (f"user_day:{user}:{TODAY}", "confirmed", "import")]
+    assert {r["batch"] for r in duck[0] + duck[1]} == {out["batch"]} and [r["row_number"] for r in duck[1]] == [
+        3, 4, 5, 6, 7]
+    assert [(r["arrived"], r["source"], r["verdict"], r["labels"]) for r in duck[2]] == [
+        ("2026-05-03", "audit", "rejected", 1), ("2026-05-03", "import", "confirmed", 1)]
 
 
 def test_sampled_frames_are_upright(env):

@@ -115,6 +115,21 @@ def training_data(n: int = 500) -> pd.DataFrame:
     return df
 
 
+def labels(n_users: int = 20) -> pd.DataFrame:
+    """Imported labels as `percolate.transforms.labels.check_labels` returns them."""
+    from percolate.transforms.labels import check_labels
+
+    calls = pd.DataFrame({"call_id": [f"c{u}" for u in range(n_users)], "user_id": [f"user-{u:04d}" for u in
+                          range(n_users)], "day": "2026-12-01", "status": "ok", "sampled_frames": 60})
+    raw = pd.DataFrame([{"user_id": f"user-{u:04d}", "day": "2026-12-01", "brand": BRANDS[u % 3],
+                         "verdict": "confirmed" if u % 4 else "rejected"} for u in range(n_users)]
+                       + [{"user_id": f"user-{u:04d}", "day": "2026-12-01", "brand": BRANDS[0], "verdict": "rejected",
+                           "call_id": f"c{u}", "frame_index": u, "source": "audit"} for u in range(n_users)])
+    good, bad = check_labels(raw, arrived="2026-12-02", brands=BRANDS, calls=calls)
+    assert bad.empty, bad
+    return good
+
+
 def cols(name: str) -> dict:
     """The `columns` parameter of suite `name`, as the pipeline gives it."""
     return {"columns": names(COLUMNS[name])}
@@ -129,4 +144,6 @@ GOOD = {
     "frame_predictions": (frame_predictions, {"class_names": BRANDS, **cols("frame_predictions")}),
     "user_brand_daily": (user_brand_daily, {"class_names": BRANDS, **cols("user_brand_daily")}),
     "training_data": (training_data, {"class_names": BRANDS}),
+    "labels": (labels, {"class_names": BRANDS, "verdicts": ["confirmed", "rejected"],
+                        "sources": ["reorder_button", "audit", "import"], **cols("labels")}),
 }

@@ -21,6 +21,7 @@ HANDOVERS = [
     "frame_predictions",
     "user_brand_daily",
     "training_data",
+    "labels",
 ]
 
 
@@ -38,14 +39,15 @@ def test_every_expectation_has_a_severity(name):
         assert exp.meta["severity"] in (CRITICAL, WARNING), exp
 
 
-@pytest.mark.parametrize("name", ["heavy_predictions", "frame_predictions", "user_brand_daily", "training_data"])
+@pytest.mark.parametrize("name", ["heavy_predictions", "frame_predictions", "user_brand_daily", "training_data",
+                                  "labels"])
 def test_class_list_is_a_runtime_parameter(name):
-    columns = GOOD[name][1].get("columns")
-    extra = {} if columns is None else {"columns": columns}
+    extra = {k: v for k, v in GOOD[name][1].items() if k != "class_names"}
     with pytest.raises(ValueError, match="class_names"):
         build_suite(name, **extra)
     suite = build_suite(name, class_names=["acme", "zeta"], **extra)
-    value_sets = [e.value_set for e in suite.expectations if hasattr(e, "value_set")]
+    value_sets = [e.value_set for e in suite.expectations if hasattr(e, "value_set") and e.column in ("label",
+                                                                                                        "brand")]
     assert [sorted(v) for v in value_sets] == [["acme", "zeta"]]
     assert not any(b in str(suite.to_json_dict()) for b in BRANDS)
 

@@ -8,7 +8,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from percolate.core.tables import WAREHOUSE, names
+from percolate.core.tables import LABEL_TABLES, WAREHOUSE, names
 from percolate.io.published import Partition, register_views
 
 TYPES = {"string": pa.string(), "int": pa.int32(), "bigint": pa.int64(), "double": pa.float64(),
@@ -58,4 +58,18 @@ def test_an_empty_catalog_gives_empty_views_with_the_tables_columns():
     register_views(con, [], "pc")
     for table in WAREHOUSE:
         assert con.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
-        assert [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()] == [*names(WAREHOUSE[table]), "dt"]
+        keys = ["dt", "batch"] if table in LABEL_TABLES else ["dt"]
+        assert [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()] == [*names(WAREHOUSE[table]), *keys]
+
+
+def test_label_batches_show_their_current_write(tmp_path):
+    parts = []
+    for batch, ids in (("import-1", ["a", "b"]), ("reorder_button-2026-12-01", ["c"])):
+        folder = tmp_path / "labels" / "dt=2026-12-02" / f"batch={batch}" / "write=w2"
+        write(folder, "labels", [{"label_id": i, "brand": "x"} for i in ids])
+        parts.append(Partition("pc", "labels", {"dt": "2026-12-02", "batch": batch}, str(folder)))
+    write(tmp_path / "labels" / "dt=2026-12-02" / "batch=import-1" / "write=w1", "labels", [{"label_id": "old"}])
+    con = duckdb.connect()
+    assert register_views(con, parts, "pc")["labels"] == 2
+    assert con.execute("SELECT dt, batch, label_id FROM labels ORDER BY label_id").fetchall() == [
+        ("2026-12-02", "import-1", "a"), ("2026-12-02", "import-1", "b"), ("2026-12-02", "reorder_button-2026-12-01", "c")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from pyspark.sql import Row, functions as F
@@ -176,3 +177,28 @@ def test_calls_has_one_row_per_video_with_its_costs(spark):
             rows["c1"].detection_frames, rows["c1"].cpu_s_decode) == (10, 3, 2, 1, 1.5)
     assert (rows["c2"].status, rows["c2"].sampled_frames, rows["c2"].prefilter_passed) == ("corrupt", 0, 0)
     assert set(rows["c1"].asDict()) == set(names(WAREHOUSE["calls"]))
+
+
+def test_a_batch_is_replaced_whole_and_other_batches_stay(spark):
+    warehouse = HiveWarehouse(spark, "percolate_test", spark.conf.get("spark.sql.warehouse.dir"))
+    warehouse.ensure_tables()
+    cols = "label_id string, subject string, call_id string, frame_index int, user_id string, day string, " \
+           "brand string, verdict string, source string, known_at timestamp"
+    when = dt.datetime(2026, 12, 2, 9)
+
+    def labels(*ids):
+        return spark.createDataFrame([(i, f"user_day:u:{i}", None, None, "u", "2026-12-01", "b", "confirmed",
+                                       "import", when) for i in ids], cols)
+
+    def rows():
+        return sorted((r.batch, r.label_id) for r in spark.sql(
+            "SELECT batch, label_id FROM percolate_test.labels WHERE dt = '2026-12-02'").collect())
+
+    warehouse.put_batch("labels", labels("a", "b"), "2026-12-02", "import-1")
+    warehouse.put_batch("labels", labels("c"), "2026-12-02", "import-2")
+    warehouse.put_batch("labels", labels("d"), "2026-12-02", "import-1", retention=dt.timedelta(0))  # re-import
+    assert rows() == [("import-1", "d"), ("import-2", "c")]
+    folder = Path(warehouse.root.removeprefix("file:")) / "batches/percolate_test/labels/dt=2026-12-02/batch=import-1"
+    assert len(list(folder.glob("write=*"))) == 1  # the replaced write is gone (retention 0)
+    with pytest.raises(ValueError, match="bad batch name"):
+        warehouse.put_batch("labels", labels("e"), "2026-12-02", "../x")

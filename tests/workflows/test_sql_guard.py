@@ -58,6 +58,6 @@ def test_the_cli_refuses_before_starting_spark(tmp_path, monkeypatch, capsys):
 
 def test_the_example_queries_for_analysts_are_read_only():
     queries = analysts_queries()
-    assert len(queries) == 7
+    assert len(queries) == 8
     for sql in queries:
         assert check_read_only(sql) == sql
