@@ -64,7 +64,7 @@ def main() -> int:
         if args.thrift_port:
             from workflows.thrift_server import jdbc_url
 
-            beeline = [str(Path(sys.executable).parent / "beeline"), "-u", jdbc_url(settings, args.thrift_port),
+            beeline = [str(REPO / "infra" / "beeline.sh"), "-u", jdbc_url(settings, args.thrift_port),
                        "-n", "analyst", "--silent=true", "-e", sql]
             row["beeline_thrift_s"] = round(statistics.median(timed(beeline, env) for _ in range(args.repeats)), 2)
         rows.append(row)

@@ -439,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sql")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--engine", choices=["duckdb", "spark"], default=None,
-                   help="duckdb (about a second; the default with a shared metastore) or spark (Spark SQL; the "
+                   help="duckdb (under a second; the default with a shared metastore) or spark (Spark SQL; the "
                         "default on the embedded Derby metastore)")
 
     p = command("evaluate", cmd_evaluate,

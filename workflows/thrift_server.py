@@ -2,7 +2,7 @@
 
     python -m workflows.thrift_server start [--port 10000]   # or infra/thrift.sh start
     python -m workflows.thrift_server stop
-    .venv/bin/beeline -u jdbc:hive2://127.0.0.1:10000/percolate -n analyst -e "SHOW TABLES"
+    infra/beeline.sh -u jdbc:hive2://127.0.0.1:10000/percolate -n analyst -e "SHOW TABLES"
 
 Any JDBC or ODBC client (beeline, a BI tool, PyHive) sees the same views `percolate query`
 reads. The server lets a session read and nothing else, four walls deep:
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     def started(settings: Settings, port: int) -> str:
         pid = start(settings, port)
         return (f"Thrift JDBC server up (pid {pid}), read-only: {jdbc_url(settings, port)}\n"
-                f"  {Path(sys.executable).parent / 'beeline'} -u {jdbc_url(settings, port)} -n analyst")
+                f"  {REPO / 'infra' / 'beeline.sh'} -u {jdbc_url(settings, port)} -n analyst")
     return service_main(__doc__.split("\n\n")[0], 10000, started, stop, argv)
 
 
