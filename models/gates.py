@@ -81,6 +81,7 @@ def summarize(result: dict) -> dict:
         "flops_per_frame": pooled["flops_per_sampled_frame"].get("cascade"),
         "prefilter_pass_rate": pooled["frame_level"]["prefilter"]["pass_rate"],
         "heavy_run_rate": pooled["frame_level"]["heavy"]["run_rate"],
+        "report": result.get("report"),  # the evaluation's HTML page: its PR curves
     }
 
 

@@ -77,8 +77,12 @@ def promote_pair(settings: Settings, prefilter: str, heavy: str, *, gates_file: 
         if reason and decision["promote"]:
             why += f": {reason}"
         promote(registry, pair, alias, reason=why, forced=not decision["promote"])
-    return {"alias": alias, "from": current, "to": pair, "promoted": moved, "forced": moved and not decision["promote"],
-            "decision": decision, "challenger": challenger, "champion": champion}
+    out = {"alias": alias, "from": current, "to": pair, "promoted": moved, "forced": moved and not decision["promote"],
+           "decision": decision, "challenger": challenger, "champion": champion}
+    from workflows.promotion_report import write_promotion_report
+
+    out["report"] = str(write_promotion_report(settings.reports_dir / "promotions", out))
+    return out
 
 
 def format_promotion(out: dict) -> str:
@@ -87,7 +91,7 @@ def format_promotion(out: dict) -> str:
     head = (f"promoted: {out['alias']} is now prefilter {out['to']['prefilter']}, heavy {out['to']['heavy']}"
             f"{' (FORCED)' if out['forced'] else ''}" if out["promoted"]
             else f"refused: {out['alias']} stays prefilter {out['from']['prefilter']}, heavy {out['from']['heavy']}")
-    return "\n".join([head, f"decision: {d['why']}", *lines])
+    return "\n".join([head, f"decision: {d['why']}", *lines, f"report: {out['report']}"])
 
 
 def format_history(moves: list[dict]) -> str:

@@ -2,6 +2,7 @@
 recorded, a rollback walks back one step."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -60,6 +61,9 @@ def test_a_challenger_that_passes_the_gates_is_promoted(registry, capsys):
     last = registry.alias_history("heavy", "production")[-1]
     assert (last["from"], last["to"], last["by"], last["forced"]) == ("v0001", "v0002", "test-suite", False)
     assert "gates passed" in last["reason"]
+    page = Path(out["report"]).read_text()  # the decision, for people: gates and both models side by side
+    assert "PROMOTED" in page and "<img src=\"data:image/png;base64," in page and "user-day precision" in page
+    assert json.loads(Path(out["report"]).with_suffix(".json").read_text())["promoted"]
 
 
 def test_a_failing_challenger_is_refused_and_production_stays(registry, capsys):
@@ -68,6 +72,8 @@ def test_a_failing_challenger_is_refused_and_production_stays(registry, capsys):
     assert text.startswith("refused") and "FAIL  precision" in text and "FAIL  not_worse" in text
     assert production(registry) == {"prefilter": "v0001", "heavy": "v0001"}
     assert len(registry.alias_history()) == 2  # only the first models' moves
+    page = Path(text.split("report: ")[1].strip()).read_text()
+    assert "REFUSED" in page and "FAIL" in page
 
 
 def test_force_needs_a_reason_and_is_recorded(registry, capsys):
