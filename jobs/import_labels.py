@@ -22,7 +22,7 @@ from percolate.core.settings import Settings
 from percolate.core.tables import LABEL_SOURCES, WAREHOUSE, spark_schema
 from percolate.io.spark import get_spark
 from percolate.io.warehouse import check_batch, open_warehouse
-from percolate.transforms.labels import _DATE, check_labels
+from percolate.transforms.labels import DATE_PATTERN, check_labels
 
 
 def read_labels_file(path: str) -> pd.DataFrame:
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = get_spark(f"percolate-labels-{args.batch}", settings)
     warehouse = open_warehouse(spark, settings)
     warehouse.ensure_tables()
-    days = sorted({str(d) for d in raw.get("day", pd.Series(dtype=str)) if _DATE.match(str(d))})
+    days = sorted({str(d) for d in raw.get("day", pd.Series(dtype=str)) if DATE_PATTERN.match(str(d))})
     listed = ", ".join(f"'{d}'" for d in days) or "''"
     calls = spark.sql(f"SELECT call_id, user_id, dt AS day, status, sampled_frames FROM "
                       f"{warehouse.table('calls')} WHERE dt IN ({listed})").toPandas()

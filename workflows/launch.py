@@ -160,7 +160,8 @@ def spark_submit(settings: Settings, job: str, args: list[str], log_name: str) -
     settings.home.mkdir(parents=True, exist_ok=True)
     rc = run_logged(cmd, env, settings.home, log_path)
     if rc != 0:
-        raise RuntimeError(f"spark job {job} failed (exit {rc}); last lines of {log_path}:\n" + tail(log_path))
+        reason = failure_reason(log_path.read_text(errors="replace")) or f"exit {rc}"
+        raise RuntimeError(f"spark job {job} failed: {reason}\nlast lines of {log_path}:\n" + tail(log_path))
 
 
 # ---- long-running services (Airflow's, the Thrift server) ---------------------------------------

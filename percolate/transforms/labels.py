@@ -30,11 +30,11 @@ LABEL_REASONS = {
     "duplicate": "the same subject and brand is labelled earlier in the file",
 }
 REQUIRED = ("user_id", "day", "brand", "verdict")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _text(value) -> str:
-    return "" if value is None or (isinstance(value, float) and pd.isna(value)) or pd.isna(value) else str(value).strip()
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value).strip()
 
 
 def subject_of(row: dict) -> str:
@@ -57,6 +57,10 @@ def check_labels(raw: pd.DataFrame, *, arrived: str, brands: list[str], calls: p
     `calls`: the calls table's rows of the days the labels name (call_id, user_id, day,
     status, sampled_frames): a label must be about a user-day or a frame that was processed.
     """
+    missing = [c for c in REQUIRED if c not in raw.columns]
+    if missing:  # not a bad row but a wrong file: say so instead of quarantining every row
+        raise ValueError(f"the labels lack columns {missing} (have {list(raw.columns)}); want user_id, day, brand, "
+                         f"verdict and optionally call_id, frame_index, source, known_at")
     arrived_at = arrived_at or dt.datetime.fromisoformat(arrived).replace(tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
     ok_calls = calls[calls["status"] == "ok"] if len(calls) else calls
     user_days = {(str(u), str(d)) for u, d in zip(ok_calls.get("user_id", []), ok_calls.get("day", []))}
@@ -76,7 +80,7 @@ def check_labels(raw: pd.DataFrame, *, arrived: str, brands: list[str], calls: p
         if any(not row[k] for k in REQUIRED):
             refuse("missing_field", f"empty: {', '.join(k for k in REQUIRED if not row[k])}")
             continue
-        if not _DATE.match(row["day"]):
+        if not DATE_PATTERN.match(row["day"]):
             refuse("bad_date", f"day {row['day']!r} is not YYYY-MM-DD")
             continue
         row["verdict"] = row["verdict"].lower()

@@ -1,6 +1,7 @@
 """Imported labels: each bad row is quarantined with its reason; the reorder button's simulation."""
 
 import pandas as pd
+import pytest
 
 from percolate.transforms.labels import check_labels, label_id, simulate_reorder_button
 
@@ -56,3 +57,9 @@ def test_the_reorder_button_simulation_is_mostly_ignored_and_mostly_right():
         {"call_id": [f"c{i}" for i in range(2000)], "user_id": [f"u{i}" for i in range(2000)],
          "day": "2026-12-01", "status": "ok", "sampled_frames": 10}))
     assert bad.empty and set(labels["source"]) == {"reorder_button"}  # they arrive the next day
+
+
+def test_a_file_without_the_columns_is_an_error_not_a_quarantine():
+    with pytest.raises(ValueError, match=r"lack columns \['verdict'\]"):
+        check_labels(pd.DataFrame([{"user_id": "u1", "day": "2026-12-01", "brand": "x"}]), arrived="2026-12-02",
+                     brands=BRANDS, calls=CALLS)
