@@ -10,6 +10,7 @@ written to `reports/labels/dt=<date>/<batch>.json`.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         check(settings, "labels", args.date, args.batch, data=labels, class_names=brands)
     for table, rows in (("labels", labels), ("label_quarantine", refused)):
         df = spark.createDataFrame(spark_rows(rows), spark_schema(WAREHOUSE[table]))
-        warehouse.put_batch(table, df, args.date, args.batch)
+        warehouse.put_batch(table, df, args.date, args.batch,
+                            retention=dt.timedelta(hours=settings.publish_retention_hours))
     result = {"date": args.date, "batch": args.batch, "file": args.file, "rows": len(raw),
               "accepted": len(labels), "quarantined": len(refused),
               "by_verdict": labels["verdict"].value_counts().to_dict(),
