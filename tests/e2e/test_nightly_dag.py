@@ -13,12 +13,16 @@ that share one warehouse (each run costs minutes of fixed start-up, so the scena
   changes (the rerun is idempotent and touches its own date only), nothing is duplicated.
 - TODAY's publish killed (SIGKILL) at several points while an analyst polls every table:
   no read is torn; the rerun publishes exactly once.
+- On the same warehouse: the analysts' queries on DuckDB, Spark SQL and the Thrift server
+  (beeline), refused writes over JDBC, imported labels, a backfill dry run (also through the
+  DAG's `dry_run` param) and `--only-failed`.
 
 The warehouse's metastore is PostgreSQL (`infra/postgres.sh`), so readers and writers run at once.
 
-One module (over 400 lines) on purpose: every scenario reads the one warehouse its module
-fixture fills, and a second module would pay the fixture's DAG runs again (about 2 minutes
-each). Shared helpers live in `e2e_support.py`, `hostile_files.py` and `poll_reader.py`.
+One module (about 600 lines) on purpose: every scenario reads the one warehouse its module
+fixture fills, and a second module would pay the fixture's DAG runs again (about 6 minutes
+for the fixture on 2 cores); splitting it would mean moving the fixture to a session-scoped
+conftest that the scheduler test would start too, for nothing. Shared helpers live in `e2e_support.py`, `hostile_files.py` and `poll_reader.py`.
 
 Models here are small untrained-but-real torch networks from a fixed seed or fixed weights:
 quality is the models' tests' business, plumbing is this one's.
