@@ -26,15 +26,20 @@ from percolate.io.warehouse import check_batch, open_warehouse
 from percolate.transforms.labels import DATE_PATTERN, check_labels
 
 
-def read_labels_file(path: str) -> pd.DataFrame:
-    """The file's rows as strings (CSV) or as stored (Parquet); a clear error if unreadable."""
+def read_labels_file(path: str, header_only: bool = False) -> pd.DataFrame:
+    """The file's rows as strings (CSV) or as stored (Parquet), or only its columns with
+    `header_only`; a clear error if unreadable."""
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"no such labels file: {path}")
     try:
         if file.suffix.lower() in (".parquet", ".pq"):
+            if header_only:
+                import pyarrow.parquet as pq
+
+                return pd.DataFrame(columns=pq.read_schema(file).names)
             return pd.read_parquet(file)
-        return pd.read_csv(file, dtype=str, keep_default_na=False)
+        return pd.read_csv(file, dtype=str, keep_default_na=False, nrows=0 if header_only else None)
     except Exception as exc:  # noqa: BLE001 - any parse error is the file's fault: say so
         raise ValueError(f"cannot read {path} as {'Parquet' if file.suffix.lower() in ('.parquet', '.pq') else 'CSV'}"
                          f": {exc}") from None

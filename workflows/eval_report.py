@@ -14,7 +14,7 @@ import pandas as pd
 from workflows.scoring import prefilter_max_note
 
 
-def _png(fig) -> str:
+def png_img(fig) -> str:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
@@ -223,10 +223,10 @@ def write_report(path: Path, out: dict, days: list[dict], table: pd.DataFrame, d
         f"frames passing the prefilter, less those that reuse the heavy output of an unchanged input in the "
         f"same call).</p>",
         _table_html(out),
-        "<h2>Precision-recall</h2>", _png(_pr_figure(table, rule, pf_spec["threshold"], hv_spec["threshold"])),
-        "<h2>Threshold calibration</h2>", _png(_calibration_figure(table, pf_spec, hv_spec)),
-        "<h2>Confusion matrix</h2>", _png(_confusion_figure(table, list(hv_spec["class_names"]))),
-        "<h2>Cost funnel</h2>", _png(_funnel_figure(days)),
+        "<h2>Precision-recall</h2>", png_img(_pr_figure(table, rule, pf_spec["threshold"], hv_spec["threshold"])),
+        "<h2>Threshold calibration</h2>", png_img(_calibration_figure(table, pf_spec, hv_spec)),
+        "<h2>Confusion matrix</h2>", png_img(_confusion_figure(table, list(hv_spec["class_names"]))),
+        "<h2>Cost funnel</h2>", png_img(_funnel_figure(days)),
     ]
     style = ("body{font-family:sans-serif;margin:2em;max-width:1300px}table{border-collapse:collapse;margin:1em 0}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}.ok{color:green}.bad{color:#b00}"

@@ -27,14 +27,11 @@ def import_file(settings: Settings, file: str | Path, date: str, source: str = "
                 batch: str | None = None) -> dict:
     """Import one file as one batch of `date`'s labels; returns the job's result."""
     from jobs.import_labels import read_labels_file, result_path
-    from percolate.transforms.labels import REQUIRED
+    from percolate.transforms.labels import require_columns
     from workflows.launch import spark_submit
 
     file = Path(file).resolve()
-    head = read_labels_file(str(file))  # a wrong or unreadable file is refused before Spark starts
-    missing = [c for c in REQUIRED if c not in head.columns]
-    if missing:
-        raise ValueError(f"{file} lacks columns {missing} (has {list(head.columns)})")
+    require_columns(read_labels_file(str(file), header_only=True).columns)  # refused before Spark starts
     batch = batch or default_batch(file)
     result = result_path(settings, date, batch)
     result.unlink(missing_ok=True)

@@ -9,7 +9,6 @@ of `production` lands in the registry's alias history; `rollback` walks it back 
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -100,7 +99,3 @@ def format_history(moves: list[dict]) -> str:
     return "\n".join(f"{m['at']}  {m['role']:<9} {m['alias']:<11} {m['from'] or '-':>6} -> {m['to']:<6} "
                      f"{m['by']}{'  FORCED' if m['forced'] else ''}{'  rollback' if m['rollback'] else ''}"
                      f"  {m['reason']}" for m in moves)
-
-
-def dumps(obj) -> str:
-    return json.dumps(obj, indent=2, default=str)

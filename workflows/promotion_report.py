@@ -10,7 +10,7 @@ import html
 import json
 from pathlib import Path
 
-from workflows.eval_report import _png
+from workflows.eval_report import png_img
 
 STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
          "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
@@ -94,7 +94,7 @@ def write_promotion_report(folder: Path, out: dict) -> Path:
                                                if e.get("report") else "-")]
     side = "".join(f"<tr><td>{name}</td><td>{f(cp) if cp else '-'}</td><td>{f(ch) if ch else '-'}</td></tr>"
                    for name, f in figures)
-    plot = _png(_figure(cp, ch, d.get("configured"))) if ch else "<p>No evaluation of the challenger: nothing to plot.</p>"
+    plot = png_img(_figure(cp, ch, d.get("configured"))) if ch else "<p>No evaluation of the challenger: nothing to plot.</p>"
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>Promotion {stem}</title>"
             f"<style>{STYLE}</style></head><body><h1>Promotion of {out['alias']}: {verdict}</h1>"
             f"<p>{when:%Y-%m-%d %H:%M} UTC. Champion: prefilter {out['from']['prefilter']}, heavy "

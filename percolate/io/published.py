@@ -69,7 +69,7 @@ def catalog_partitions(settings: "Settings") -> list[Partition]:
             for db, table, name, location in rows]
 
 
-def _select(table: str, sources: list[tuple[str, str]], keys: tuple[str, ...] = ("dt",)) -> str:
+def _select(table: str, sources: list[tuple[tuple[str, ...], str]], keys: tuple[str, ...] = ("dt",)) -> str:
     """The table's columns and partition keys (dt; batch for batch tables) from Parquet folders,
     one (key values, folder) per partition; a key value is a plain date or batch name."""
     cols = WAREHOUSE[table]
@@ -78,19 +78,19 @@ def _select(table: str, sources: list[tuple[str, str]], keys: tuple[str, ...] = 
         return f"SELECT {typed}, " + ", ".join(f"CAST(NULL AS VARCHAR) AS {k}" for k in keys) + " WHERE false"
     listed = ", ".join(f'"{n}"' for n in names(cols))
     return " UNION ALL ".join(
-        f"SELECT {listed}, " + ", ".join(f"'{v}' AS {k}" for k, v in zip(keys, values if isinstance(values, tuple)
-                                                                         else (values,)))
+        f"SELECT {listed}, " + ", ".join(f"'{v}' AS {k}" for k, v in zip(keys, values))
         + f" FROM read_parquet('{folder}/*.parquet')" for values, folder in sorted(sources))
 
 
 def register_views(con: "duckdb.DuckDBPyConnection", partitions: list[Partition], database: str) -> dict[str, int]:
     """Create a view per warehouse table over exactly the committed publishes; dates per table."""
-    commits = [(p.values["dt"], p.location) for p in partitions if p.database == database and p.table == COMMIT_TABLE]
+    commits = [((p.values["dt"],), p.location) for p in partitions
+               if p.database == database and p.table == COMMIT_TABLE]
     con.execute(f"CREATE OR REPLACE VIEW {COMMIT_TABLE} AS {_select(COMMIT_TABLE, commits)}")
     committed = {(r[0], r[1]) for r in con.execute(f"SELECT dt, publish_id FROM {COMMIT_TABLE}").fetchall()}
     dates = {COMMIT_TABLE: len(commits)}
     for table in RUN_TABLES:
-        sources = [(p.values["dt"], p.location) for p in partitions
+        sources = [((p.values["dt"],), p.location) for p in partitions
                    if p.database == f"{database}_publishes" and p.table == table
                    and (p.values.get("dt"), p.values.get("publish_id")) in committed]
         con.execute(f"CREATE OR REPLACE VIEW {table} AS {_select(table, sources)}")

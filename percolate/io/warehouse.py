@@ -72,6 +72,10 @@ class Warehouse(Protocol):
         """Remove `date`'s publishes other than the committed one that are older than
         `retention`; returns their ids."""
 
+    def put_batch(self, table: str, df: "DataFrame", date: str, batch: str,
+                  retention: dt.timedelta = dt.timedelta(hours=24)) -> "DataFrame":
+        """Make `df` the rows of a batch table's partition (date, batch), replacing what it held."""
+
     def published_days(self, before: str, days: int) -> list[dict]:
         """The `pipeline_runs` rows of up to `days` published dates before `before`, newest first,
         each with `detections` ({label: detection frames})."""
@@ -114,10 +118,7 @@ class HiveWarehouse:
             if name not in existing:
                 self.spark.sql(self._view_sql(name))
         for name in LABEL_TABLES:
-            self.spark.sql(f"CREATE TABLE IF NOT EXISTS {self.table(name)} ({ddl(WAREHOUSE[name], comments=True)}, "
-                           f"`dt` string COMMENT {sql_string(COLUMN_COMMENTS['dt'])}, `batch` string COMMENT "
-                           f"{sql_string(COLUMN_COMMENTS['batch'])}) USING parquet PARTITIONED BY (dt, batch) "
-                           f"COMMENT {sql_string(TABLE_COMMENTS[name])}")
+            self._create(name, WAREHOUSE[name], "PARTITIONED BY (dt, batch)")
         for name, expected in [(COMMIT_TABLE, [*names(WAREHOUSE[COMMIT_TABLE]), "dt"])] + [
                 (n, [*names(WAREHOUSE[n]), "dt", "publish_id"]) for n in RUN_TABLES] + [
                 (n, [*names(WAREHOUSE[n]), "dt", "batch"]) for n in LABEL_TABLES]:
@@ -129,7 +130,8 @@ class HiveWarehouse:
                     f"and rerun the dates you need")
 
     def _create(self, name: str, columns, partitioning: str) -> None:
-        extra = ", `publish_id` string" if name in RUN_TABLES else ""
+        extra = (", `publish_id` string" if name in RUN_TABLES else
+                 f", `batch` string COMMENT {sql_string(COLUMN_COMMENTS['batch'])}" if name in LABEL_TABLES else "")
         self.spark.sql(f"CREATE TABLE IF NOT EXISTS {self.stored(name)} ({ddl(columns, comments=True)}, "
                        f"`dt` string COMMENT {sql_string(COLUMN_COMMENTS['dt'])}{extra}) USING parquet "
                        f"{partitioning} COMMENT {sql_string(TABLE_COMMENTS[name])}")

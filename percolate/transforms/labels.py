@@ -37,6 +37,14 @@ def _text(value) -> str:
     return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value).strip()
 
 
+def require_columns(columns) -> None:
+    """A file without the label columns is a wrong file, not rows to quarantine: say so."""
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing:
+        raise ValueError(f"the labels lack columns {missing} (have {list(columns)}); want user_id, day, brand, "
+                         f"verdict and optionally call_id, frame_index, source, known_at")
+
+
 def subject_of(row: dict) -> str:
     if row.get("call_id"):
         return f"frame:{row['call_id']}:{int(row['frame_index'])}"
@@ -57,10 +65,7 @@ def check_labels(raw: pd.DataFrame, *, arrived: str, brands: list[str], calls: p
     `calls`: the calls table's rows of the days the labels name (call_id, user_id, day,
     status, sampled_frames): a label must be about a user-day or a frame that was processed.
     """
-    missing = [c for c in REQUIRED if c not in raw.columns]
-    if missing:  # not a bad row but a wrong file: say so instead of quarantining every row
-        raise ValueError(f"the labels lack columns {missing} (have {list(raw.columns)}); want user_id, day, brand, "
-                         f"verdict and optionally call_id, frame_index, source, known_at")
+    require_columns(raw.columns)
     arrived_at = arrived_at or dt.datetime.fromisoformat(arrived).replace(tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
     ok_calls = calls[calls["status"] == "ok"] if len(calls) else calls
     user_days = {(str(u), str(d)) for u, d in zip(ok_calls.get("user_id", []), ok_calls.get("day", []))}

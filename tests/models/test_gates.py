@@ -4,19 +4,11 @@ import json
 
 import pytest
 
+from evaluations import DAYS, evaluation
 from models.gates import Gates, decide, summarize, wilson
 
 PRODUCT = Gates(min_precision_lower95=0.99, min_recall=0.90, max_brand_recall_drop=0.02,
                 max_cost_increase=0.10, not_worse_beyond_ci=True)
-DAYS = ["2026-12-01", "2026-12-02"]
-
-
-def evaluation(correct: int, predicted: int, true: int, brand_recall: dict, flops: float, dates=DAYS) -> dict:
-    return {"dates": list(dates), "models": {"prefilter": "v0002", "heavy": "v0002"},
-            "true_user_brands": true, "predicted_user_brands": predicted, "correct": correct,
-            "precision": correct / predicted, "recall": correct / true,
-            "precision_ci": list(wilson(correct, predicted)), "recall_ci": list(wilson(correct, true)),
-            "brand_recall": brand_recall, "flops_per_frame": flops}
 
 
 def test_wilson_interval():

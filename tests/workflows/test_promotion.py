@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from evaluations import evaluation
 from models.heavy import MobileNetLike
 from models.prefilter import PrefilterCNN
 from models.preprocess import InputSpec
@@ -14,16 +15,6 @@ from models.registry import ModelRegistry
 from percolate.io.store import LocalStore
 from workflows.cli import main
 
-DAYS = ["2026-12-01", "2026-12-02"]
-
-
-def evaluation(pair: dict, correct: int, predicted: int, true: int, brand_recall: dict) -> dict:
-    from models.gates import wilson
-
-    return {"dates": DAYS, "models": pair, "true_user_brands": true, "predicted_user_brands": predicted,
-            "correct": correct, "precision": correct / predicted, "recall": correct / true,
-            "precision_ci": list(wilson(correct, predicted)), "recall_ci": list(wilson(correct, true)),
-            "brand_recall": brand_recall, "flops_per_frame": 20e6}
 
 
 @pytest.fixture
@@ -43,9 +34,9 @@ def registry(tmp_path, monkeypatch):
     for role in ("prefilter", "heavy"):
         registry.set_alias(role, "production", "v0001", reason="first models")
     pair = lambda v: {"prefilter": v, "heavy": v}  # noqa: E731
-    registry.record_evaluation(evaluation(pair("v0001"), 590, 592, 640, {"a": 0.92, "b": 0.93}))
-    registry.record_evaluation(evaluation(pair("v0002"), 620, 620, 640, {"a": 0.97, "b": 0.97}))
-    registry.record_evaluation(evaluation(pair("v0003"), 600, 640, 640, {"a": 0.95, "b": 0.92}))  # 40 wrong
+    registry.record_evaluation(evaluation(590, 592, 640, {"a": 0.92, "b": 0.93}, pair=pair("v0001")))
+    registry.record_evaluation(evaluation(620, 620, 640, {"a": 0.97, "b": 0.97}, pair=pair("v0002")))
+    registry.record_evaluation(evaluation(600, 640, 640, {"a": 0.95, "b": 0.92}, pair=pair("v0003")))  # 40 wrong
     return registry
 
 
