@@ -29,9 +29,11 @@ after midnight processes the day that just ended (its data interval).
    `quarantine` table) instead of failing the run.
 4. `prefilter` (Spark) - a tiny high-recall CNN scores every sampled frame.
 5. `heavy` (Spark) - a MobileNet-class model classifies only the frames that passed.
-6. `publish` (Spark) - writes the rows of `frame_predictions`, `user_brand_daily`, `quarantine`
-   and `calls` to a fresh location, validates them there and checks drift against the
-   trailing 7 days (write, audit), then makes them visible in one commit (`pipeline_runs`).
+6. `publish` (Spark) - writes the rows of `frame_predictions`, `user_brand_daily`, `quarantine`,
+   `calls` and `audit_frames` (a random sample of the night's frames set aside for people to
+   label) to a fresh location, validates them there and checks drift against the trailing 7
+   days (write, audit), then makes them visible in one commit (`pipeline_runs`, which also
+   gets the prefilter's recall estimated from the labelled audit frames of the days before).
 7. `report` - logs the funnel, cost, warnings and the data docs location, and releases the
    date's lease.
 
@@ -51,7 +53,7 @@ the sampler's frames per second and per-video decode time limit (default: the en
 
 JOB_ARGS = ["--date", "{{ ds }}", "--run-id", "{{ run_id }}"]
 WAREHOUSE = [Asset(f"percolate://warehouse/{t}") for t in
-             ("frame_predictions", "user_brand_daily", "quarantine", "pipeline_runs")]
+             ("frame_predictions", "user_brand_daily", "quarantine", "audit_frames", "pipeline_runs")]
 
 
 def on_run_failed(context) -> None:

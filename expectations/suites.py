@@ -337,6 +337,31 @@ def build_labels_suite(
     )
 
 
+def build_audit_frames_suite(
+    *,
+    columns: Sequence[str],
+    class_names: Iterable[str] | None = None,
+    strata: Iterable[str],
+    name: str = "audit_frames",
+) -> Any:
+    """The night's audit sample: known strata, a probability in (0, 1] and a stratum size for
+    every frame (the recall estimate divides by both), each frame once, heavy labels known."""
+    classes = _class_list(class_names, name)
+    return _suite(
+        name,
+        [
+            *_exists(columns),
+            *[_not_null(c) for c in ("call_id", "frame_index", "stratum", "passed", "sampling_probability",
+                                     "stratum_frames")],
+            _compound_unique(["call_id", "frame_index"]),
+            _in_set("stratum", strata),
+            _between("sampling_probability", 0, 1, strict_min=True),
+            _between("stratum_frames", 1, None),
+            _in_set("label", classes),
+        ],
+    )
+
+
 SUITES: dict[str, Callable[..., Any]] = {
     "manifest": build_manifest_suite,
     "sampled_frames": build_sampled_frames_suite,
@@ -347,6 +372,7 @@ SUITES: dict[str, Callable[..., Any]] = {
     "user_brand_daily": build_user_brand_daily_suite,
     "training_data": build_training_data_suite,
     "labels": build_labels_suite,
+    "audit_frames": build_audit_frames_suite,
 }
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from jobs.common import Stopwatch, new_parser
 from percolate.core.layout import check_date
 from percolate.core.settings import Settings
-from percolate.core.tables import LABEL_SOURCES, WAREHOUSE, spark_schema
+from percolate.core.tables import LABEL_SOURCES, NO_BRAND, WAREHOUSE, spark_schema
 from percolate.io.spark import get_spark
 from percolate.io.warehouse import check_batch, open_warehouse
 from percolate.transforms.labels import DATE_PATTERN, check_labels
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{warehouse.table('calls')} WHERE dt IN ({listed})").toPandas()
     labels, refused = check_labels(raw, arrived=args.date, brands=brands, calls=calls, default_source=args.source)
     if len(labels):
-        check(settings, "labels", args.date, args.batch, data=labels, class_names=brands)
+        check(settings, "labels", args.date, args.batch, data=labels, class_names=[*brands, NO_BRAND])
     for table, rows in (("labels", labels), ("label_quarantine", refused)):
         df = spark.createDataFrame(spark_rows(rows), spark_schema(WAREHOUSE[table]))
         warehouse.put_batch(table, df, args.date, args.batch,

@@ -2,7 +2,8 @@
 (`percolate.transforms.publishing`).
 
 Write, audit, publish (`percolate.io.warehouse`): the rows of `frame_predictions`,
-`user_brand_daily`, `quarantine` and `calls` go to a fresh location keyed by a new publish id,
+`user_brand_daily`, `quarantine`, `calls` and `audit_frames` (the night's audit sample,
+`percolate.transforms.audit`) go to a fresh location keyed by a new publish id,
 where their expectation suites and the drift check read them; then, if this run still holds
 the date's lease, one commit makes them visible in every table at once, `pipeline_runs` being
 the commit marker. Publishes of the date older than the retention period are removed after.
@@ -28,12 +29,14 @@ from percolate.io.lease import open_leases
 from percolate.io.spark import get_spark
 from percolate.io.stage import open_stage, require_same_run
 from percolate.io.warehouse import Warehouse, new_publish_id, open_warehouse
+from percolate.report import format_recall
+from percolate.transforms.audit import audit_cells, recall_estimate, sample_audit
 from percolate.transforms.publishing import (build_calls, build_frame_predictions, build_quarantine,
-                                             build_run_row, build_user_brand_daily, day_figures)
+                                             build_run_row, build_user_brand_daily, day_figures, with_provenance)
 
 
 def audit(settings: Settings, warehouse: Warehouse, date: str, run_id: str, frames: DataFrame, daily: DataFrame,
-          metrics: dict, class_names: list[str], drift_before: str) -> list[str]:
+          audit_rows: DataFrame, metrics: dict, class_names: list[str], drift_before: str) -> list[str]:
     """Validate the rows about to be published and check drift against the 7 published days
     before `drift_before`; raise on anything critical. Returns the drift warnings."""
     from expectations import check_drift
@@ -41,6 +44,7 @@ def audit(settings: Settings, warehouse: Warehouse, date: str, run_id: str, fram
 
     check(settings, "frame_predictions", date, run_id, data=frames.toPandas(), class_names=class_names)
     check(settings, "user_brand_daily", date, run_id, data=daily.toPandas(), class_names=class_names)
+    check(settings, "audit_frames", date, run_id, data=audit_rows.toPandas(), class_names=class_names)
     detections = {r.label: r.n for r in frames.where("is_detection").groupBy("label").count()
                   .withColumnRenamed("count", "n").collect()}
     today = day_figures(metrics[SAMPLE_FRAMES]["videos"], metrics[SAMPLE_FRAMES]["sampled_frames"],
@@ -53,6 +57,19 @@ def audit(settings: Settings, warehouse: Warehouse, date: str, run_id: str, fram
     if drift.critical:
         raise RuntimeError("drift check failed before publish: " + "; ".join(drift.critical))
     return [f"drift: {w}" for w in drift.warnings]
+
+
+def prefilter_recall(warehouse: Warehouse, date: str, prefilter_spec: dict, days: int = 7) -> dict:
+    """The prefilter's recall estimated from the labelled audit frames of the `days` published
+    dates before `date` scored by this prefilter (version and threshold), with labels known
+    by the end of `date` (a rerun of the date gives the same figure); and the calibrated bound."""
+    import pandas as pd
+
+    sample, labels = warehouse.audit_labels(date, days, prefilter_spec["version"], float(prefilter_spec["threshold"]))
+    cells = audit_cells(sample, labels) if len(sample) else pd.DataFrame()
+    out = recall_estimate(cells, seed=int(date.replace("-", "")))
+    out["bound"] = (prefilter_spec.get("metrics") or {}).get("calib_recall_lower_bound")
+    return out
 
 
 def step(name: str, publish_id: str) -> None:
@@ -95,9 +112,12 @@ def main(argv: list[str] | None = None) -> int:
                     args.date, publish_id)
     warehouse.write("calls", build_calls(outcomes, frames, args.run_id, provenance["published_at"]),
                     args.date, publish_id)
+    scores = spark.read.parquet(stage.uri(PREFILTER, args.date))
+    audit_rows = warehouse.write("audit_frames", with_provenance(
+        sample_audit(scores, frames, args.date, settings.audit_budgets), provenance), args.date, publish_id).cache()
     step("written", publish_id)
     # audit what was written; a failure leaves the date as it was
-    drift_warnings = audit(settings, warehouse, args.date, args.run_id, frames, daily, metrics,
+    drift_warnings = audit(settings, warehouse, args.date, args.run_id, frames, daily, audit_rows, metrics,
                            heavy_spec["class_names"], min(args.drift_before or args.date, args.date))
     step("audited", publish_id)
     counts = daily.agg(F.count("*").alias("rows"), F.sum(F.col("confirmed").cast("int")).alias("confirmed")).first()
@@ -108,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         warnings.append(f"{quarantined} videos quarantined")
     metrics[PUBLISH] = {"cpu_s": job_cpu_seconds()}
     starts = [dt.datetime.fromisoformat(m["started_at"]) for m in metrics.values() if m.get("started_at")]
+    recall = prefilter_recall(warehouse, args.date, prefilter_spec)
+    recall["drawn"] = audit_rows.count()
     row = build_run_row(
-        metrics=metrics,
+        metrics=metrics, audit=recall,
         counts={"user_brand_rows": int(counts["rows"]), "user_brand_detections": int(counts["confirmed"] or 0)},
         provenance=provenance, cost_per_core_hour=settings.cost_per_core_hour,
         started_at=min(starts) if starts else None, warnings=warnings, validation=validation,
@@ -120,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     open_leases(settings).check(args.date, args.run_id)
     warehouse.commit(args.date, publish_id)
     step("committed", publish_id)
+    print(f"[percolate] audit: {row['audit_drawn']} frames drawn for labelling; {format_recall(row)}", flush=True)
     removed = warehouse.remove_expired(args.date, dt.timedelta(hours=settings.publish_retention_hours))
     if removed:
         print(f"[percolate] removed {len(removed)} expired publishes of {args.date}: {', '.join(removed)}",

@@ -141,7 +141,7 @@ def train_prefilter(frames: pd.DataFrame, *, epochs: int = 40, seed: int = 0, ba
                     pos_weight: float = 2.0, focal_gamma: float = 0.0, zoom_out: float = 0.0,
                     recolour: float = 0.0, use_boxes: bool = True, input_spec: InputSpec | None = None,
                     arch_kwargs: dict | None = None, images: np.ndarray | None = None,
-                    progress: Progress = None) -> tuple[PrefilterCNN, list[dict]]:
+                    init_state: dict | None = None, progress: Progress = None) -> tuple[PrefilterCNN, list[dict]]:
     """Binary cup/no-cup model (target: label is not None).
 
     Positives are oversampled to `pos_fraction` of each epoch and weighted by
@@ -156,6 +156,8 @@ def train_prefilter(frames: pd.DataFrame, *, epochs: int = 40, seed: int = 0, ba
     spec = input_spec or default_prefilter_input()
     torch.manual_seed(seed)
     model = PrefilterCNN(**(arch_kwargs or {}))
+    if init_state is not None:  # fine-tuning: start from these weights (see fit_models' `init`)
+        model.load_state_dict(init_state)
     model.arch_kwargs = dict(arch_kwargs or {})  # for registration
     if images is None:
         images = decode_batch(list(frames["jpeg"]), spec)
@@ -201,7 +203,7 @@ def train_heavy(frames: pd.DataFrame, class_names: list[str], *, epochs: int = 8
                 neg_ratio: float = 1.0, hard_fraction: float = 0.5, recolour: float = 0.0,
                 prefilter_scores: np.ndarray | None = None,
                 input_spec: InputSpec | None = None, images: np.ndarray | None = None,
-                progress: Progress = None) -> tuple[MobileNetLike, list[dict]]:
+                init_state: dict | None = None, progress: Progress = None) -> tuple[MobileNetLike, list[dict]]:
     """Cross-entropy over none + class_names.
 
     Each epoch: every class frame plus `neg_ratio` x as many negatives, of which
@@ -213,6 +215,8 @@ def train_heavy(frames: pd.DataFrame, class_names: list[str], *, epochs: int = 8
     torch.manual_seed(seed)
     kwargs = {"num_classes": len(class_names), "width_mult": width_mult, **(arch_kwargs or {})}
     model = MobileNetLike(**kwargs)
+    if init_state is not None:
+        model.load_state_dict(init_state)
     if images is None:
         images = decode_batch(list(frames["jpeg"]), spec)
     y = class_targets(frames["label"], class_names)
@@ -275,29 +279,54 @@ def as_predictor(role: str, fitted: FittedModel, class_names: list[str], flops: 
     return Predictor(role, "unregistered", spec, fitted.module)
 
 
+def member_init(spec: dict, module: nn.Module) -> tuple[list[dict], dict]:
+    """A registered model's members' weights and the architecture arguments of one member: where
+    fine-tuning starts (`fit_models`' `init`)."""
+    members = list(module.members) if hasattr(module, "members") else [module]
+    kwargs = {k: v for k, v in (spec.get("arch_kwargs") or {}).items() if k not in ("members", "gate")}
+    return [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in members], kwargs
+
+
 def fit_models(train_frames: pd.DataFrame, class_names: list[str], *, seed: int = 0,
                prefilter_epochs: int = 30, heavy_epochs: int = 12, heavy_width_mult: float = 0.5,
                heavy_members: int = 1, prefilter_members: int = 1,
                prefilter_channels: tuple[int, ...] | None = None, prefilter_options: dict | None = None,
-               heavy_options: dict | None = None, progress: Progress = None) -> tuple[FittedModel, FittedModel]:
+               heavy_options: dict | None = None, init: dict[str, tuple[list[dict], dict]] | None = None,
+               progress: Progress = None) -> tuple[FittedModel, FittedModel]:
     """Train the prefilter, then the heavy model on the crops the prefilter hands it.
 
     `prefilter_members` > 1 trains that many prefilters (of `prefilter_channels`, default
     PrefilterCNN's) from seeds seed, seed+1, ... as one PrefilterEnsemble; `heavy_members`
     > 1 likewise as one HeavyEnsemble. The heavy model's hard negatives are the training
     frames the prefilter scores highest.
+
+    `init` ({role: member_init(...)}) fine-tunes instead: each member starts from a registered
+    model's member (their count and architecture win over the arguments), and the options'
+    `lr` (in prefilter_options / heavy_options) is usually lowered by the caller.
     """
     class_names = [str(c) for c in class_names]
+    init = init or {}
+    if "prefilter" in init:
+        prefilter_members, pf_init_kwargs = len(init["prefilter"][0]), init["prefilter"][1]
+    if "heavy" in init:
+        heavy_members, hv_init_kwargs = len(init["heavy"][0]), init["heavy"][1]
     p_spec, h_spec = default_prefilter_input(), default_heavy_input()
     tr_p = decode_batch(list(train_frames["jpeg"]), p_spec)
     pf_opts = {**PREFILTER_RECIPE, **(prefilter_options or {})}
     hv_opts = {**HEAVY_RECIPE, **(heavy_options or {})}
     pf_kwargs = {} if prefilter_channels is None else {"channels": [int(c) for c in prefilter_channels]}
+    if "prefilter" in init:
+        pf_kwargs = dict(pf_init_kwargs)
+    hv_kwargs = dict(hv_init_kwargs) if "heavy" in init else None
+
+    def start(role: str, k: int) -> dict | None:
+        return init[role][0][k] if role in init else None
 
     t0 = time.perf_counter()
     module, arch, kwargs, hist = fit_members(
         lambda k: train_prefilter(train_frames, epochs=prefilter_epochs, seed=seed + k, input_spec=p_spec,
-                                  images=tr_p, arch_kwargs=pf_kwargs, progress=progress, **pf_opts),
+                                  images=tr_p, arch_kwargs=pf_kwargs, init_state=start("prefilter", k),
+                                  progress=progress, **pf_opts),
         prefilter_members, PrefilterEnsemble, "prefilter_cnn", "prefilter_ensemble")
     prefilter = FittedModel(module, arch, kwargs, p_spec, hist, time.perf_counter() - t0,
                             {"epochs": prefilter_epochs, "members": prefilter_members, **pf_opts})
@@ -309,7 +338,8 @@ def fit_models(train_frames: pd.DataFrame, class_names: list[str], *, seed: int 
     module, arch, kwargs, hist = fit_members(
         lambda k: train_heavy(train_frames, class_names, epochs=heavy_epochs, seed=seed + k,
                               width_mult=heavy_width_mult, prefilter_scores=pf_train, input_spec=h_spec,
-                              images=tr_h, progress=progress, **hv_opts),
+                              images=tr_h, arch_kwargs=hv_kwargs, init_state=start("heavy", k), progress=progress,
+                              **hv_opts),
         heavy_members, HeavyEnsemble, "mobilenet_like", "mobilenet_ensemble")
     heavy = FittedModel(module, arch, kwargs, h_spec, hist, time.perf_counter() - t0,
                         {"epochs": heavy_epochs, "members": heavy_members, **hv_opts})

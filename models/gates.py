@@ -47,6 +47,10 @@ class Gates:
     max_brand_recall_drop: float | None = None  # points of any brand's recall lost, e.g. 0.02
     max_cost_increase: float | None = None  # FLOPs per sampled frame, relative, e.g. 0.10
     not_worse_beyond_ci: bool | None = None  # champion's figures within the challenger's upper bounds
+    # the training set's gates (a weekly retrain, before anything is trained)
+    min_label_agreement: float | None = None  # labels vs the model's confident outputs, e.g. 0.90
+    max_class_share: float | None = None  # largest brand's share of positive frames, e.g. 0.5
+    max_label_conflicts: float | None = None  # share of labelled frames whose labels disagree, e.g. 0.05
 
     @classmethod
     def from_mapping(cls, data: dict) -> "Gates":
@@ -81,8 +85,18 @@ def summarize(result: dict) -> dict:
         "flops_per_frame": pooled["flops_per_sampled_frame"].get("cascade"),
         "prefilter_pass_rate": pooled["frame_level"]["prefilter"]["pass_rate"],
         "heavy_run_rate": pooled["frame_level"]["heavy"]["run_rate"],
+        # CPU seconds of the model stages per sampled frame (decoding is the same for any model)
+        "model_cpu_s_per_frame": model_cpu_per_frame(pooled),
         "report": result.get("report"),  # the evaluation's HTML page: its PR curves
     }
+
+
+def model_cpu_per_frame(pooled: dict) -> float | None:
+    """CPU seconds of the prefilter and heavy stages per sampled frame (None when unknown)."""
+    cpu, frames = pooled.get("cpu_s") or {}, (pooled.get("frame_level") or {}).get("frames")
+    if not frames or "prefilter" not in cpu:
+        return None
+    return (float(cpu["prefilter"]) + float(cpu.get("heavy") or 0.0)) / frames
 
 
 def _gate(name: str, passed: bool, value, limit, why: str) -> dict:
@@ -153,6 +167,40 @@ def decide(challenger: dict, champion: dict | None, gates: Gates) -> dict:
     failed = [g["gate"] for g in out if not g["passed"]]
     return {"promote": promote, "gates": out, "configured": asdict(gates),
             "why": "every gate passed" if promote else f"failed: {', '.join(failed)}"}
+
+
+def decide_training_set(checks: dict, gates: Gates) -> list[dict]:
+    """The training set's gates, from `workflows.retrain`'s checks: labels agree with the
+    model's confident outputs, no brand dominates, few frames with disagreeing labels, and no
+    frame from the evaluation days (always required)."""
+    out = []
+    agreement = checks["label_agreement"]["agreement"]
+    if gates.min_label_agreement is None:
+        out.append(_gate("label_agreement", False, None, None, "gate not configured (fails closed)"))
+    else:
+        out.append(_gate("label_agreement", agreement is not None and agreement >= gates.min_label_agreement,
+                         agreement, gates.min_label_agreement,
+                         f"labels agree with the model's confident outputs on {checks['label_agreement']['agree']}"
+                         f" of {checks['label_agreement']['judged']} ({_pct(agreement)})"))
+    share = checks["class_balance"]["max_share"]
+    if gates.max_class_share is None:
+        out.append(_gate("class_balance", False, None, None, "gate not configured (fails closed)"))
+    else:
+        out.append(_gate("class_balance", share is not None and share <= gates.max_class_share, share,
+                         gates.max_class_share, f"largest brand's share of positive frames {_pct(share)}"))
+    conflicts = checks["conflicts"]["share"]
+    if gates.max_label_conflicts is None:
+        out.append(_gate("label_conflicts", False, None, None, "gate not configured (fails closed)"))
+    else:
+        out.append(_gate("label_conflicts", conflicts <= gates.max_label_conflicts, conflicts,
+                         gates.max_label_conflicts, f"{checks['conflicts']['frames']} labelled frames left out: "
+                                                    f"their labels disagree ({_pct(conflicts)})"))
+    leaked = checks["leakage"]
+    out.append(_gate("leakage", leaked["frames"] == 0, leaked["frames"], 0,
+                     "no training frame from an evaluation day or call" if leaked["frames"] == 0 else
+                     f"{leaked['frames']} training frames from evaluation days {leaked['days']} / calls "
+                     f"{leaked['calls']}"))
+    return out
 
 
 def _pct(x) -> str:

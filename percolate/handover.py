@@ -29,6 +29,7 @@ COLUMNS: dict[str, tables.Columns] = {
     "frame_predictions": tables.WAREHOUSE["frame_predictions"],
     "user_brand_daily": tables.WAREHOUSE["user_brand_daily"],
     "labels": tables.WAREHOUSE["labels"],
+    "audit_frames": tables.WAREHOUSE["audit_frames"],
 }
 # suite -> where the stage area keeps its data (stage, part)
 STAGED = {"sampled_frames": (SAMPLE_FRAMES, FRAMES), "video_outcomes": (SAMPLE_FRAMES, VIDEOS),
@@ -58,6 +59,8 @@ def check(settings: Settings, suite: str, date: str, run_id: str, data: pd.DataF
         suite_params.setdefault("columns", tables.names(COLUMNS[suite]))
     if suite == "video_outcomes":
         suite_params.setdefault("reason_codes", list(REASON_CODES))
+    if suite == "audit_frames":
+        suite_params.setdefault("strata", list(tables.AUDIT_STRATA))
     if suite == "labels":
         suite_params.setdefault("verdicts", list(tables.LABEL_VERDICTS))
         suite_params.setdefault("sources", list(tables.LABEL_SOURCES))

@@ -42,6 +42,7 @@ def format_funnel(summary: dict) -> str:
     lines.append(f"Models: prefilter {summary.get('prefilter_version')} (threshold "
                  f"{float(summary.get('prefilter_threshold') or 0):.4f}), heavy {summary.get('heavy_version')} "
                  f"(threshold {float(summary.get('heavy_threshold') or 0):.4f}, rule {summary.get('aggregation')})")
+    lines.append(f"Audit: {summary.get('audit_drawn') or 0} frames drawn for labelling; " + format_recall(summary))
     suites = json.loads(summary.get("validation") or "{}")
     if suites:
         lines.append("Validation: " + ", ".join(f"{k} {v}" for k, v in sorted(suites.items())))
@@ -53,6 +54,18 @@ def format_funnel(summary: dict) -> str:
     if len(warnings) > 20:
         lines.append(f"  ... {len(warnings) - 20} more in pipeline_runs.warnings")
     return "\n".join(lines)
+
+
+def format_recall(row: dict) -> str:
+    """The prefilter's recall estimated from the audit sample, beside its calibrated bound (keys of
+    a `pipeline_runs` row)."""
+    bound = row.get("prefilter_recall_bound")
+    bound = "" if bound is None else f" (calibrated lower bound {bound:.1%})"
+    if row.get("prefilter_recall_estimate") is None:
+        return f"prefilter recall: no labelled audit frames in the trailing 7 days yet{bound}"
+    return (f"prefilter recall estimated from the audit {row['prefilter_recall_estimate']:.1%} (95% interval "
+            f"{row['prefilter_recall_low']:.1%}-{row['prefilter_recall_high']:.1%}, {row['audit_labelled_frames']} "
+            f"labelled frames of {row['audit_days']} days){bound}")
 
 
 def format_rows(rows: list[dict], limit: int = 20) -> str:

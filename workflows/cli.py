@@ -16,7 +16,9 @@ from pathlib import Path
 
 from percolate.core.layout import check_date
 from percolate.core.settings import Settings
+from workflows.cli_labels import add_labels_commands
 from workflows.cli_models import add_models_commands, emit
+from workflows.cli_retrain import add_retrain_commands
 from workflows.training import TrainingPlan
 
 DEMO_DATE = "2026-11-20"
@@ -217,22 +219,6 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_labels_import(args: argparse.Namespace, settings: Settings) -> int:
-    from workflows.labels import format_import, import_file
-
-    out = import_file(settings, args.file, args.date or dt.datetime.now(dt.timezone.utc).date().isoformat(), args.source, args.batch)
-    emit(args, out, format_import(out))
-    return 0
-
-
-def cmd_labels_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from workflows.labels import format_import, simulate
-
-    out = simulate(settings, args.date, args.seed)
-    emit(args, out, f"{out['clicks']} simulated clicks; " + format_import(out))
-    return 0
-
-
 def cmd_lease_list(args: argparse.Namespace, settings: Settings) -> int:
     from dataclasses import asdict
 
@@ -348,28 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("date", type=check_date)
     p.set_defaults(func=cmd_lease_release)
 
-    labels = sub.add_parser("labels", help="People's labels: the reorder button, audits, imported files.")
-    labels_sub = labels.add_subparsers(dest="labels_command", required=True)
-    p = labels_sub.add_parser("import", help="Load a CSV or Parquet file of labels as one batch (bad rows are "
-                                             "quarantined with a reason).",
-                              description="Columns: user_id, day, brand, verdict (confirmed|rejected); optional "
-                                          "call_id + frame_index (a frame's label), source, known_at. Rows are "
-                                          "checked against the warehouse (known brands, user-days and frames, no "
-                                          "duplicates, nothing from the future) and the labels suite.")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("file")
-    p.add_argument("--date", type=check_date, default=None, help="the date the labels arrived (default: today)")
-    p.add_argument("--source", default="import", choices=["import", "audit", "reorder_button"],
-                   help="for rows that name none")
-    p.add_argument("--batch", default=None, help="batch name (default: import-<file hash>; re-importing replaces)")
-    p.set_defaults(func=cmd_labels_import)
-    p = labels_sub.add_parser("simulate", help="Reorder-button clicks for a generated, published day, from its "
-                                               "ground truth; imported as arriving the next day.")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--date", required=True, type=check_date)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_labels_simulate)
-
+    add_retrain_commands(sub)
+    add_labels_commands(sub)
     add_models_commands(sub)
     return parser
 

@@ -1,6 +1,7 @@
 """`percolate models ...`: the model registry (list, register your own, aliases) and moving
-`production` (promote through the gates, rollback, history). Thin commands over
-`models.registry` and `workflows.promotion`; `workflows.cli` adds them to its parser."""
+`production` (promote through the gates, rollback, history), and shadow-scoring a challenger on a
+published date. Thin commands over `models.registry`, `workflows.promotion` and `workflows.shadow`;
+`workflows.cli` adds them to its parser."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import re
 from pathlib import Path
 
+from percolate.core.layout import check_date
 from percolate.core.settings import Settings
 
 
@@ -137,6 +139,14 @@ def cmd_models_history(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_models_shadow(args: argparse.Namespace, settings: Settings) -> int:
+    from workflows.shadow import format_shadow, shadow_score
+
+    out = shadow_score(settings, args.date, args.prefilter_model, args.heavy_model)
+    emit(args, out, format_shadow(out))
+    return 0
+
+
 def add_models_commands(sub) -> None:
     """The `models` command group, on the CLI's subparsers."""
     models = sub.add_parser("models", help="The model registry.")
@@ -190,6 +200,18 @@ def add_models_commands(sub) -> None:
     p.add_argument("--force", action="store_true", help="promote even if a gate fails (needs --reason)")
     p.add_argument("--reason", default="", help="why: kept in the alias history")
     p.set_defaults(func=cmd_models_promote)
+
+    p = models_sub.add_parser(
+        "shadow", help="Shadow-score a published date with a challenger pair; show where it disagrees.",
+        description="Score the frames the date's published run sampled with the pair, into the batch "
+                    "<prefilter>+<heavy> of shadow_frame_predictions and shadow_user_brand_daily (rerunning "
+                    "replaces it), and compare with the published user_brand_daily: user-brands confirmed by "
+                    "one side only, frames passed and detections by each.")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--date", required=True, type=check_date, help="a published date, YYYY-MM-DD")
+    p.add_argument("--prefilter-model", default="challenger", help="version or alias (default challenger)")
+    p.add_argument("--heavy-model", default="challenger", help="version or alias (default challenger)")
+    p.set_defaults(func=cmd_models_shadow)
 
     p = models_sub.add_parser("rollback", help="Move an alias (production) back one step in its history.")
     p.add_argument("--json", action="store_true")

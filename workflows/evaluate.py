@@ -35,6 +35,7 @@ class HoldoutDay:
     min_seconds: float = 20.0
     max_seconds: float = 180.0
     seed: int | None = None  # None: derived from the date
+    cup_share: float | None = None  # share of calls showing a cup (None: the generator's realistic one)
 
     def seed_for(self, date: str) -> int:
         return self.seed if self.seed is not None else 100_000 + zlib.crc32(date.encode()) % 100_000
@@ -48,8 +49,9 @@ def ensure_day(settings: Settings, date: str, spec: HoldoutDay = HoldoutDay()) -
     if store.exists(manifest_key(date)):
         return
     with generation_bar(date, spec.calls) as progress:
+        shares = {} if spec.cup_share is None else {"cup_share": spec.cup_share}
         generate_day(store, date, calls=spec.calls, seed=spec.seed_for(date), backgrounds="holdout",
-                     min_seconds=spec.min_seconds, max_seconds=spec.max_seconds, progress=progress)
+                     min_seconds=spec.min_seconds, max_seconds=spec.max_seconds, progress=progress, **shares)
 
 
 def ensure_processed(settings: Settings, date: str, prefilter: str = "production", heavy: str = "production",

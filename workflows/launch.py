@@ -131,6 +131,28 @@ def run_nightly(settings: Settings, date: str, prefilter_model: str = "productio
     return summary
 
 
+def run_retrain(settings: Settings, date: str, conf: dict) -> dict:
+    """Run the weekly retrain DAG through Airflow (`airflow dags test`) for `date`; its result."""
+    from workflows.retrain import result_path
+
+    env = base_env(settings)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    ensure_airflow_db(settings, env)
+    log_path = settings.logs_dir / f"retrain-{date}.log"
+    result = result_path(settings, date)
+    result.unlink(missing_ok=True)
+    cmd = [str(bin_dir() / "airflow"), "dags", "test", "percolate_weekly_retrain", date, "--conf", json.dumps(conf)]
+    with bar(2, f"weekly retrain {date}", "task") as tasks:
+        tasks.write(f"percolate: running DAG percolate_weekly_retrain for {date} through Airflow (log: {log_path})",
+                    file=sys.stderr)
+        rc = run_logged(cmd, env, settings.home, log_path, tasks)
+    if rc != 0 or not result.exists() or _task_failed(log_path):
+        reason = failure_reason(log_path.read_text(errors="replace"))
+        raise RuntimeError(f"the weekly retrain DAG failed for {date}: {reason or f'exit {rc}'}\n"
+                           f"last lines of {log_path}:\n" + tail(log_path))
+    return json.loads(result.read_text())
+
+
 def failure_reason(log_text: str) -> str | None:
     """The first exception a task of the run died with ("pkg.ManifestError: manifest ... lacks
     columns ..."): the last line of the first traceback in the log, shortened."""

@@ -43,11 +43,16 @@ def pick_evaluation(registry, prefilter: str, heavy: str, dates: list[str] | Non
 
 
 def promote_pair(settings: Settings, prefilter: str, heavy: str, *, gates_file: str | None = None,
-                 force: bool = False, reason: str = "", alias: str = "production") -> dict:
+                 force: bool = False, reason: str = "", alias: str = "production",
+                 extra_gates: list[dict] | None = None, extra: dict | None = None, apply: bool = True) -> dict:
     """Decide on the challenger pair and, if every gate passes (or `force` with a reason), point
-    `alias` of both roles at it. Returns the decision, what moved and the evaluations used."""
+    `alias` of both roles at it. Returns the decision, what moved and the evaluations used.
+
+    `extra_gates` (already decided, e.g. a retrain's training-set gates) must pass too; `extra`
+    goes into the result and the report (a retrain's training set, its shadow scoring). With
+    `apply` False nothing moves yet: `apply_promotion(settings, out)` moves what was decided
+    (a retrain records its decision first)."""
     from models.gates import Gates, decide
-    from models.promote import promote
     from percolate.io.registry import open_registry
 
     if force and not reason.strip():
@@ -69,19 +74,36 @@ def promote_pair(settings: Settings, prefilter: str, heavy: str, *, gates_file: 
                            f"{pair['heavy']} --date ...`, and the same days for {alias})"}
     else:
         decision = decide(challenger, champion, gates)
+    if extra_gates:
+        decision["gates"] = list(extra_gates) + decision["gates"]
+        failed = [g["gate"] for g in decision["gates"] if not g["passed"]]
+        decision["promote"] = decision["promote"] and not failed
+        decision["why"] = "every gate passed" if decision["promote"] else (
+            f"failed: {', '.join(failed)}" if failed else decision["why"])
     moved = decision["promote"] or force
+    why = ""
     if moved:
         why = (f"gates passed on {', '.join(challenger['dates'])}" if decision["promote"]
                else f"forced past failed gates ({decision['why']}): {reason}")
         if reason and decision["promote"]:
             why += f": {reason}"
-        promote(registry, pair, alias, reason=why, forced=not decision["promote"])
     out = {"alias": alias, "from": current, "to": pair, "promoted": moved, "forced": moved and not decision["promote"],
-           "decision": decision, "challenger": challenger, "champion": champion}
+           "decision": decision, "challenger": challenger, "champion": champion, "reason": why, **(extra or {})}
     from workflows.promotion_report import write_promotion_report
 
     out["report"] = str(write_promotion_report(settings.reports_dir / "promotions", out))
+    if apply:
+        apply_promotion(settings, out)
     return out
+
+
+def apply_promotion(settings: Settings, out: dict) -> None:
+    """Move the alias as `promote_pair` decided (nothing when it refused)."""
+    from models.promote import promote
+    from percolate.io.registry import open_registry
+
+    if out["promoted"]:
+        promote(open_registry(settings), out["to"], out["alias"], reason=out["reason"], forced=out["forced"])
 
 
 def format_promotion(out: dict) -> str:

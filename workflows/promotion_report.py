@@ -69,6 +69,34 @@ def _figure(champion: dict | None, challenger: dict, gates: dict | None):
     return fig
 
 
+def _training_set(t: dict | None) -> str:
+    """A retrain's training set: where its labels came from and what its checks found."""
+    if not t:
+        return ""
+    sources = ", ".join(f"{html.escape(str(k))} {v}" for k, v in sorted(t["labels_by_source"].items())) or "none"
+    brands = ", ".join(f"{html.escape(k)} {v}" for k, v in sorted(t["class_balance"]["per_brand"].items()))
+    return (f"<h2>Training set</h2><p>{t['feedback_frames']} feedback frames from {t['labels']} labels ({sources}) "
+            f"of {len(t['days'])} days, {t['base_frames']} base frames. Positive frames per brand: {brands or '-'}; "
+            f"negatives {t['class_balance']['negatives']}. Labels agreeing with the champion's confident outputs: "
+            f"{t['label_agreement']['agree']} of {t['label_agreement']['judged']}. Frames left out for disagreeing "
+            f"labels: {t['conflicts']['frames']}.</p>")
+
+
+def _shadow(s: dict | None) -> str:
+    """Where champion and challenger disagree on the latest nightly date (shadow scoring)."""
+    if not s:
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(str(r.get('user_id')))}</td><td>{html.escape(str(r.get('brand')))}</td>"
+                   f"<td>{r.get('champion_confirmed')}</td><td>{r.get('challenger_confirmed')}</td>"
+                   f"<td>{r.get('champion_frames')}</td><td>{r.get('challenger_frames')}</td></tr>"
+                   for r in s.get("disagreements", [])[:200])
+    return (f"<h2>Shadow scoring of {html.escape(str(s.get('date')))}</h2><p>The challenger scored the latest published "
+            f"nightly date beside the champion: {len(s.get('disagreements', []))} user-brands where they disagree"
+            f"{'' if rows else ' (none)'}.</p>" + (f"<table><tr><th>user</th><th>brand</th><th>champion</th>"
+                                                   f"<th>challenger</th><th>champion frames</th><th>challenger "
+                                                   f"frames</th></tr>{rows}</table>" if rows else ""))
+
+
 def write_promotion_report(folder: Path, out: dict) -> Path:
     """The decision's HTML page and JSON, named by time and pair; returns the page's path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -90,11 +118,14 @@ def write_promotion_report(folder: Path, out: dict) -> Path:
                ("FLOPs per sampled frame", lambda e: f"{(e.get('flops_per_frame') or 0) / 1e6:.2f} M"),
                ("prefilter pass rate", lambda e: _pct(e.get("prefilter_pass_rate"))),
                ("heavy-model run rate", lambda e: _pct(e.get("heavy_run_rate"))),
+               ("model CPU ms per sampled frame", lambda e: "-" if e.get("model_cpu_s_per_frame") is None
+                else f"{e['model_cpu_s_per_frame'] * 1000:.2f}"),
                ("evaluation report", lambda e: f"<a href='file://{html.escape(e['report'])}'>open</a>"
                                                if e.get("report") else "-")]
     side = "".join(f"<tr><td>{name}</td><td>{f(cp) if cp else '-'}</td><td>{f(ch) if ch else '-'}</td></tr>"
                    for name, f in figures)
     plot = png_img(_figure(cp, ch, d.get("configured"))) if ch else "<p>No evaluation of the challenger: nothing to plot.</p>"
+    plot += _training_set(out.get("training_set")) + _shadow(out.get("shadow"))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>Promotion {stem}</title>"
             f"<style>{STYLE}</style></head><body><h1>Promotion of {out['alias']}: {verdict}</h1>"
             f"<p>{when:%Y-%m-%d %H:%M} UTC. Champion: prefilter {out['from']['prefilter']}, heavy "

@@ -80,6 +80,15 @@ def query_duckdb(settings: Settings, statements: list[str], limit: int | None = 
         con.close()
 
 
+def read_tables(settings: Settings, statements: list[str]) -> list[list[dict]]:
+    """Percolate's own reads of the warehouse: DuckDB in this process with the shared metastore;
+    else Spark in a child process (its JVM exits, releasing the embedded metastore for the Spark
+    job that follows)."""
+    if default_engine(settings) == "duckdb":
+        return query_here(settings, statements, engine="duckdb")
+    return run_queries(settings, statements)
+
+
 def run_queries(settings: Settings, statements: list[str], limit: int | None = None) -> list[list[dict]]:
     """Run the statements in a child process (its JVM exits, releasing the metastore).
 

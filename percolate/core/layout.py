@@ -52,6 +52,11 @@ def run_summary_path(reports_dir: Path, date: str) -> Path:
     return reports_dir / f"dt={check_date(date)}" / "summary.json"
 
 
+def retrain_result_path(reports_dir: Path, date: str) -> Path:
+    """The weekly retrain's result for its date (`percolate retrain`)."""
+    return reports_dir / "retrain" / f"result-{check_date(date)}.json"
+
+
 def run_outcome_path(reports_dir: Path, date: str) -> Path:
     """How the date's last run ended ({status, run_id, at}): what `percolate backfill --only-failed` reads."""
     return reports_dir / f"dt={check_date(date)}" / "outcome.json"

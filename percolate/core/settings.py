@@ -102,6 +102,10 @@ class Settings:
     # how long a replaced publish of a date stays readable (queries that started on it finish)
     publish_retention_hours: float = 24.0
     registry_uri: str = ""
+    # frames drawn into the nightly audit sample per stratum (percolate.core.tables.AUDIT_STRATA)
+    audit_rejected: int = 200
+    audit_low_confidence: int = 100
+    audit_passed: int = 100
 
     def __post_init__(self):
         if not self.stage_uri:
@@ -123,6 +127,11 @@ class Settings:
     def _state(self, name: str) -> Path:
         """Per-database local state: `home/<name>` for the default database."""
         return self.home / name if self.database == DEFAULT_DATABASE else self.home / "databases" / self.database / name
+
+    @property
+    def audit_budgets(self) -> dict[str, int]:
+        return {"prefilter_rejected": self.audit_rejected, "heavy_low_confidence": self.audit_low_confidence,
+                "prefilter_passed": self.audit_passed}
 
     @property
     def warehouse_dir(self) -> Path:
@@ -174,4 +183,7 @@ class Settings:
             heavy_reuse_tolerance=float(env.get("PERCOLATE_HEAVY_REUSE_TOLERANCE", cls.heavy_reuse_tolerance)),
             publish_retention_hours=float(env.get("PERCOLATE_PUBLISH_RETENTION_HOURS", cls.publish_retention_hours)),
             registry_uri=_resolved(env.get("PERCOLATE_REGISTRY", store)),
+            audit_rejected=int(env.get("PERCOLATE_AUDIT_REJECTED", cls.audit_rejected)),
+            audit_low_confidence=int(env.get("PERCOLATE_AUDIT_LOW_CONFIDENCE", cls.audit_low_confidence)),
+            audit_passed=int(env.get("PERCOLATE_AUDIT_PASSED", cls.audit_passed)),
         )

@@ -85,7 +85,15 @@ WAREHOUSE: dict[str, Columns] = {
         + ", ".join(f"cpu_s_{s} double" for s in STAGES) + ", "
         "cpu_s_total double, estimated_cost_usd double, cost_per_video_hour_usd double, decode_modes string, "
         "warnings string, validation string, data_docs string") + tuple(
-        c for c in PROVENANCE if c.name != "run_id") + _cols("publish_id string"),
+        c for c in PROVENANCE if c.name != "run_id") + _cols("publish_id string") + _cols(
+        # added later: at the end, so an earlier version's table gets them (Warehouse.ensure_tables)
+        "audit_drawn int, audit_labelled_frames int, audit_days int, prefilter_recall_estimate double, "
+        "prefilter_recall_low double, prefilter_recall_high double, prefilter_recall_bound double"),
+    # The audit sample (percolate.transforms.audit): frames set aside for people to label, each
+    # with the probability it was drawn with and its stratum's size.
+    "audit_frames": _cols(
+        "call_id string, user_id string, frame_index int, ts_ms bigint, stratum string, prefilter_score double, "
+        "passed boolean, label string, score double, sampling_probability double, stratum_frames int") + PROVENANCE,
     # Labels: what people said about a frame or a user-day (the reorder button, the audit sample,
     # imported files), partitioned by the date the label arrived (dt) and its batch (one import,
     # one night's button clicks): a batch is replaced whole, never merged.
@@ -95,14 +103,33 @@ WAREHOUSE: dict[str, Columns] = {
     "label_quarantine": _cols("row_number int, raw string, reason string, message string"),
 }
 LABEL_TABLES: tuple[str, ...] = ("labels", "label_quarantine")  # written in batches, not by the nightly run
+# A challenger pair's shadow scoring of a published date (`percolate models shadow`): the columns of
+# the published tables, dt = the scored date, batch = "<prefilter_version>+<heavy_version>".
+SHADOW_TABLES: tuple[str, ...] = ("shadow_frame_predictions", "shadow_user_brand_daily")
+WAREHOUSE.update({name: WAREHOUSE[name.removeprefix("shadow_")] for name in SHADOW_TABLES})
+# A weekly retrain's judgement (`percolate retrain`): one row per model pair it evaluated, with the
+# decision; dt = the retrain's date, batch = retrain-<date>.
+WAREHOUSE["model_evaluations"] = _cols(
+    "retrain_date string, role string, prefilter_version string, heavy_version string, evaluation_dates string, "
+    "true_user_brands int, predicted_user_brands int, precision double, precision_low double, precision_high double, "
+    "recall double, recall_low double, recall_high double, brand_recall string, flops_per_frame double, "
+    "prefilter_pass_rate double, heavy_run_rate double, model_cpu_s_per_frame double, promoted boolean, "
+    "decision string, gates string, report string, decided_at timestamp")
+EVALUATION_TABLES: tuple[str, ...] = ("model_evaluations",)
+# Every table partitioned by (dt, batch) and written a batch at a time (`Warehouse.put_batch`).
+BATCH_TABLES: tuple[str, ...] = LABEL_TABLES + SHADOW_TABLES + EVALUATION_TABLES
 LABEL_SOURCES: tuple[str, ...] = ("reorder_button", "audit", "import")
 LABEL_VERDICTS: tuple[str, ...] = ("confirmed", "rejected")
+# the audit sample's strata (percolate.transforms.audit)
+AUDIT_STRATA: tuple[str, ...] = ("prefilter_rejected", "heavy_low_confidence", "prefilter_passed")
+NO_BRAND = "none"  # a frame label's brand when the frame shows none of the classes (the audit's answer)
 # How each table's rows are ordered when compared or shown (a key of the table).
 WAREHOUSE_KEYS: dict[str, tuple[str, ...]] = {
     "frame_predictions": ("call_id", "frame_index"), "user_brand_daily": ("user_id", "brand"),
-    "quarantine": ("call_id",), "calls": ("call_id",), "pipeline_runs": ("run_id",)}
+    "quarantine": ("call_id",), "calls": ("call_id",), "pipeline_runs": ("run_id",),
+    "audit_frames": ("call_id", "frame_index")}
 # The tables whose rows a run publishes beside its `pipeline_runs` row (the commit marker).
-RUN_TABLES: tuple[str, ...] = ("frame_predictions", "user_brand_daily", "quarantine", "calls")
+RUN_TABLES: tuple[str, ...] = ("frame_predictions", "user_brand_daily", "quarantine", "calls", "audit_frames")
 
 TABLE_COMMENTS: dict[str, str] = {
     "frame_predictions": "One row per sampled frame that passed the prefilter, with the heavy model's best label",
@@ -110,8 +137,14 @@ TABLE_COMMENTS: dict[str, str] = {
     "quarantine": "One row per video that could not be processed, with a reason code",
     "calls": "One row per video of the day: processed or quarantined, and what was spent on it",
     "pipeline_runs": "One row per date: the run that published it (funnel, cost, validation, provenance)",
+    "audit_frames": "One row per frame set aside for labelling (the audit sample), with its sampling probability",
+    "model_evaluations": "One row per model pair a weekly retrain evaluated (champion, challenger), with its decision",
     "labels": "One row per label a person gave a frame or a user-day (dt: the date it arrived)",
     "label_quarantine": "One row per label row refused at import, with a reason code",
+    "shadow_frame_predictions": "A challenger pair's frame_predictions for a published date (batch: the pair), "
+                                "scored from the same sampled frames, never shown as the date's answer",
+    "shadow_user_brand_daily": "A challenger pair's user_brand_daily for a published date (batch: the pair), "
+                               "under the challenger heavy model's user-day rule",
 }
 # What each warehouse column means (a name means the same in every table), shown by DESCRIBE.
 COLUMN_COMMENTS: dict[str, str] = {
@@ -157,7 +190,32 @@ COLUMN_COMMENTS: dict[str, str] = {
     "subject": "what is labelled: frame:<call_id>:<frame_index> or user_day:<user_id>:<day>",
     "day": "the date of the call(s) the label is about", "verdict": "confirmed or rejected",
     "source": "reorder_button, audit or import", "known_at": "when the label was given (UTC)",
-    "batch": "the import or night the label came with (replaced whole on re-import)",
+    "batch": "labels: the import or night the label came with; shadow tables: the challenger pair "
+             "<prefilter>+<heavy> (a batch is replaced whole when written again)",
+    "stratum": "the audit stratum: prefilter_rejected, heavy_low_confidence or prefilter_passed",
+    "passed": "the frame passed the prefilter",
+    "sampling_probability": "the probability the frame was drawn into the audit sample with",
+    "stratum_frames": "frames of the stratum that day (the audit's population)",
+    "audit_drawn": "frames drawn into the audit sample",
+    "audit_labelled_frames": "labelled audit frames of the trailing 7 days the recall estimate rests on",
+    "audit_days": "days of the trailing 7 whose audit frames are labelled",
+    "prefilter_recall_estimate": "the prefilter's recall estimated from the labelled audit sample",
+    "prefilter_recall_low": "lower end of its 95% interval", "prefilter_recall_high": "upper end of its 95% interval",
+    "prefilter_recall_bound": "the recall lower bound the prefilter was calibrated to",
+    "retrain_date": "the date the retrain ran as of (labels known by then)",
+    "role": "champion (production when the retrain started) or challenger",
+    "evaluation_dates": "the held-out days both pairs were evaluated on (JSON)",
+    "true_user_brands": "user-brands truly seen on the held-out days",
+    "predicted_user_brands": "user-brands the pair confirmed", "precision": "user-day precision",
+    "precision_low": "its 95% Wilson lower bound", "precision_high": "its 95% Wilson upper bound",
+    "recall": "user-day recall", "recall_low": "its 95% Wilson lower bound", "recall_high": "its upper bound",
+    "brand_recall": "user-day recall per brand (JSON)", "flops_per_frame": "cascade FLOPs per sampled frame",
+    "prefilter_pass_rate": "share of sampled frames passing the prefilter",
+    "heavy_run_rate": "share of sampled frames the heavy model ran on",
+    "model_cpu_s_per_frame": "CPU seconds of the prefilter and heavy stages per sampled frame",
+    "promoted": "the challenger became production", "decision": "the decision and why",
+    "gates": "every gate's verdict (JSON)", "report": "the decision's HTML report",
+    "decided_at": "when the decision was taken (UTC)",
     "row_number": "the row's number in the imported file (1 = first data row)", "raw": "the row as imported (JSON)",
     **{f"cpu_s_{s}": f"CPU seconds of the {s} stage" for s in STAGES},
 }

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from percolate.core.tables import LABEL_TABLES, RUN_TABLES, WAREHOUSE, names
+from percolate.core.tables import BATCH_TABLES, RUN_TABLES, WAREHOUSE, names
 from percolate.io.warehouse import COMMIT_TABLE
 
 if TYPE_CHECKING:
@@ -69,16 +69,24 @@ def catalog_partitions(settings: "Settings") -> list[Partition]:
             for db, table, name, location in rows]
 
 
-def _select(table: str, sources: list[tuple[tuple[str, ...], str]], keys: tuple[str, ...] = ("dt",)) -> str:
+def _select(table: str, sources: list[tuple[tuple[str, ...], str]], keys: tuple[str, ...] = ("dt",),
+            present=None) -> str:
     """The table's columns and partition keys (dt; batch for batch tables) from Parquet folders,
-    one (key values, folder) per partition; a key value is a plain date or batch name."""
+    one (key values, folder) per partition; a key value is a plain date or batch name.
+    `present(folder)` names the columns a folder's files have: a column added to the table
+    since they were written reads as null (as Spark reads it)."""
     cols = WAREHOUSE[table]
     if not sources:  # nothing published: an empty view with the right columns
         typed = ", ".join(f"CAST(NULL AS {DUCK_TYPES[c.type]}) AS \"{c.name}\"" for c in cols)
         return f"SELECT {typed}, " + ", ".join(f"CAST(NULL AS VARCHAR) AS {k}" for k in keys) + " WHERE false"
-    listed = ", ".join(f'"{n}"' for n in names(cols))
+
+    def listed(folder: str) -> str:
+        have = present(folder) if present else None
+        return ", ".join(f'"{c.name}"' if have is None or c.name in have
+                         else f'CAST(NULL AS {DUCK_TYPES[c.type]}) AS "{c.name}"' for c in cols)
+
     return " UNION ALL ".join(
-        f"SELECT {listed}, " + ", ".join(f"'{v}' AS {k}" for k, v in zip(keys, values))
+        f"SELECT {listed(folder)}, " + ", ".join(f"'{v}' AS {k}" for k, v in zip(keys, values))
         + f" FROM read_parquet('{folder}/*.parquet')" for values, folder in sorted(sources))
 
 
@@ -86,7 +94,11 @@ def register_views(con: "duckdb.DuckDBPyConnection", partitions: list[Partition]
     """Create a view per warehouse table over exactly the committed publishes; dates per table."""
     commits = [((p.values["dt"],), p.location) for p in partitions
                if p.database == database and p.table == COMMIT_TABLE]
-    con.execute(f"CREATE OR REPLACE VIEW {COMMIT_TABLE} AS {_select(COMMIT_TABLE, commits)}")
+
+    def present(folder: str) -> set[str]:
+        return {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{folder}/*.parquet')").fetchall()}
+
+    con.execute(f"CREATE OR REPLACE VIEW {COMMIT_TABLE} AS {_select(COMMIT_TABLE, commits, present=present)}")
     committed = {(r[0], r[1]) for r in con.execute(f"SELECT dt, publish_id FROM {COMMIT_TABLE}").fetchall()}
     dates = {COMMIT_TABLE: len(commits)}
     for table in RUN_TABLES:
@@ -95,10 +107,10 @@ def register_views(con: "duckdb.DuckDBPyConnection", partitions: list[Partition]
                    and (p.values.get("dt"), p.values.get("publish_id")) in committed]
         con.execute(f"CREATE OR REPLACE VIEW {table} AS {_select(table, sources)}")
         dates[table] = len(sources)
-    for table in LABEL_TABLES:  # (dt, batch) partitions, each pointing at its batch's current write
+    for table in BATCH_TABLES:  # (dt, batch) partitions, each pointing at its batch's current write
         sources = [((p.values["dt"], p.values["batch"]), p.location) for p in partitions
                    if p.database == database and p.table == table]
-        con.execute(f"CREATE OR REPLACE VIEW {table} AS {_select(table, sources, ('dt', 'batch'))}")
+        con.execute(f"CREATE OR REPLACE VIEW {table} AS {_select(table, sources, ('dt', 'batch'), present)}")
         dates[table] = len(sources)
     return dates
 

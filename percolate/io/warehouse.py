@@ -16,10 +16,11 @@ Every table is partitioned by `dt` (YYYY-MM-DD); the columns come from
 Old publishes are removed by `remove_expired` after a retention period, and only after the new
 one is committed. A killed publish leaves an unreferenced location, removed the same way.
 
-Tables written in batches rather than by the nightly run (`labels`, `label_quarantine`) are
-partitioned by (dt, batch): `put_batch` writes a batch to a fresh location and points the
-partition at it with one metastore operation, so a re-imported batch replaces the old one
-whole; a reader sees the old batch or the new one.
+Tables written in batches rather than by the nightly run (`labels`, `label_quarantine`, and a
+challenger's `shadow_frame_predictions`, `shadow_user_brand_daily`) are partitioned by
+(dt, batch): `put_batch` writes a batch to a fresh location and points the partition at it
+with one metastore operation, so a re-imported batch replaces the old one whole; a reader sees
+the old batch or the new one.
 
 The implementation is a Hive catalog (Spark's, on the metastore `percolate.io.spark`
 configures): the data tables live in database `<db>_publishes`, partitioned by
@@ -33,10 +34,11 @@ import uuid
 from typing import TYPE_CHECKING, Protocol
 
 from percolate.core.layout import check_date
-from percolate.core.tables import (COLUMN_COMMENTS, LABEL_TABLES, RUN_TABLES, TABLE_COMMENTS, WAREHOUSE, ddl,
+from percolate.core.tables import (BATCH_TABLES, COLUMN_COMMENTS, RUN_TABLES, TABLE_COMMENTS, WAREHOUSE, ddl,
                                    names, spark_schema, sql_string)
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
     from percolate.core.settings import Settings
@@ -76,6 +78,11 @@ class Warehouse(Protocol):
                   retention: dt.timedelta = dt.timedelta(hours=24)) -> "DataFrame":
         """Make `df` the rows of a batch table's partition (date, batch), replacing what it held."""
 
+    def audit_labels(self, before: str, days: int, prefilter_version: str, prefilter_threshold: float
+                     ) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+        """The audit_frames rows (with `day`) of the `days` dates before `before` drawn under this
+        prefilter, and the frame labels about them known by the end of `before`."""
+
     def published_days(self, before: str, days: int) -> list[dict]:
         """The `pipeline_runs` rows of up to `days` published dates before `before`, newest first,
         each with `detections` ({label: detection frames})."""
@@ -95,7 +102,7 @@ class HiveWarehouse:
 
     def stored(self, name: str) -> str:
         """Where a table's rows are kept, every publish of every date."""
-        return self.table(name) if name == COMMIT_TABLE or name in LABEL_TABLES else f"`{self.store_db}`.`{name}`"
+        return self.table(name) if name == COMMIT_TABLE or name in BATCH_TABLES else f"`{self.store_db}`.`{name}`"
 
     def location(self, table: str, date: str, publish_id: str) -> str:
         return f"{self.root}/publishes/{self.database}/{table}/dt={check_date(date)}/publish_id={publish_id}"
@@ -117,21 +124,35 @@ class HiveWarehouse:
             self._create(name, WAREHOUSE[name], "PARTITIONED BY (dt, publish_id)")
             if name not in existing:
                 self.spark.sql(self._view_sql(name))
-        for name in LABEL_TABLES:
+        for name in BATCH_TABLES:
             self._create(name, WAREHOUSE[name], "PARTITIONED BY (dt, batch)")
         for name, expected in [(COMMIT_TABLE, [*names(WAREHOUSE[COMMIT_TABLE]), "dt"])] + [
                 (n, [*names(WAREHOUSE[n]), "dt", "publish_id"]) for n in RUN_TABLES] + [
-                (n, [*names(WAREHOUSE[n]), "dt", "batch"]) for n in LABEL_TABLES]:
+                (n, [*names(WAREHOUSE[n]), "dt", "batch"]) for n in BATCH_TABLES]:
             have = self.spark.table(self.stored(name)).columns
+            if have != expected and name not in RUN_TABLES:
+                have = self._add_new_columns(name, have, expected)
             if have != expected:
                 raise RuntimeError(
                     f"table {self.stored(name)} was made by another version of Percolate (columns {have}); "
                     f"drop databases {self.database} and {self.store_db} (or start from an empty PERCOLATE_HOME) "
                     f"and rerun the dates you need")
 
+    def _add_new_columns(self, name: str, have: list[str], expected: list[str]) -> list[str]:
+        """A table (not a view) of an earlier version that lacks only columns added since, at the
+        end of its data columns, gets them (null in its old rows); returns its columns now."""
+        parts = ["dt", "batch"] if name in BATCH_TABLES else ["dt"]
+        data_have, data_want = have[:len(have) - len(parts)], expected[:len(expected) - len(parts)]
+        if have[len(data_have):] != parts or data_want[:len(data_have)] != data_have:
+            return have
+        added = [c for c in WAREHOUSE[name] if c.name in data_want[len(data_have):]]
+        self.spark.sql(f"ALTER TABLE {self.stored(name)} ADD COLUMNS ({ddl(added, comments=True)})")
+        self.spark.catalog.refreshTable(self.stored(name))
+        return self.spark.table(self.stored(name)).columns
+
     def _create(self, name: str, columns, partitioning: str) -> None:
         extra = (", `publish_id` string" if name in RUN_TABLES else
-                 f", `batch` string COMMENT {sql_string(COLUMN_COMMENTS['batch'])}" if name in LABEL_TABLES else "")
+                 f", `batch` string COMMENT {sql_string(COLUMN_COMMENTS['batch'])}" if name in BATCH_TABLES else "")
         self.spark.sql(f"CREATE TABLE IF NOT EXISTS {self.stored(name)} ({ddl(columns, comments=True)}, "
                        f"`dt` string COMMENT {sql_string(COLUMN_COMMENTS['dt'])}{extra}) USING parquet "
                        f"{partitioning} COMMENT {sql_string(TABLE_COMMENTS[name])}")
@@ -173,7 +194,7 @@ class HiveWarehouse:
         """Make `df` the rows of `table`'s partition (date, batch), replacing what it held, with
         one metastore operation; returns the rows as read back. Earlier writes of the batch are
         removed once older than `retention` (a reader may still be reading them)."""
-        if table not in LABEL_TABLES:
+        if table not in BATCH_TABLES:
             raise ValueError(f"{table} is not written in batches")
         date, batch = check_date(date), check_batch(batch)
         folder = f"{self.root}/batches/{self.database}/{table}/dt={date}/batch={batch}"
@@ -229,6 +250,21 @@ class HiveWarehouse:
         path = jvm.org.apache.hadoop.fs.Path(self.root)
         return path.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration()), jvm
 
+    def audit_labels(self, before: str, days: int, prefilter_version: str, prefilter_threshold: float
+                     ) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+        before = check_date(before)
+        first = (dt.date.fromisoformat(before) - dt.timedelta(days=int(days))).isoformat()
+        end = (dt.date.fromisoformat(before) + dt.timedelta(days=1)).isoformat()
+        sample = self.spark.sql(
+            f"SELECT dt AS day, call_id, frame_index, stratum, stratum_frames FROM {self.table('audit_frames')} "
+            f"WHERE dt >= '{first}' AND dt < '{before}' AND prefilter_version = {sql_string(prefilter_version)} "
+            f"AND prefilter_threshold = {float(prefilter_threshold)!r}").toPandas()
+        labels = self.spark.sql(
+            f"SELECT day, call_id, frame_index, brand, verdict, known_at FROM {self.table('labels')} "
+            f"WHERE call_id IS NOT NULL AND day >= '{first}' AND day < '{before}' "
+            f"AND known_at < TIMESTAMP '{end} 00:00:00'").toPandas()
+        return sample, labels
+
     def published_days(self, before: str, days: int) -> list[dict]:
         runs = self.spark.sql(
             f"SELECT * FROM {self.table(COMMIT_TABLE)} WHERE dt < '{check_date(before)}' "
@@ -244,11 +280,11 @@ class HiveWarehouse:
 
 
 def check_batch(batch: str) -> str:
-    """A batch name: letters, digits, '.', '_' and '-' (it names a partition and a folder)."""
+    """A batch name: letters, digits, '.', '_', '-' and '+' (it names a partition and a folder)."""
     import re
 
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", batch or ""):
-        raise ValueError(f"bad batch name {batch!r}: letters, digits, '.', '_', '-'")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}", batch or ""):
+        raise ValueError(f"bad batch name {batch!r}: letters, digits, '.', '_', '-', '+'")
     return batch
 
 

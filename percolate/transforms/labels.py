@@ -15,7 +15,7 @@ import re
 
 import pandas as pd
 
-from percolate.core.tables import LABEL_SOURCES, LABEL_VERDICTS, WAREHOUSE, names
+from percolate.core.tables import LABEL_SOURCES, LABEL_VERDICTS, NO_BRAND, WAREHOUSE, names
 
 # reason codes of label_quarantine
 LABEL_REASONS = {
@@ -23,7 +23,7 @@ LABEL_REASONS = {
     "bad_date": "day is not a YYYY-MM-DD date",
     "bad_verdict": f"verdict is not one of {', '.join(LABEL_VERDICTS)}",
     "bad_source": f"source is not one of {', '.join(LABEL_SOURCES)}",
-    "unknown_brand": "brand is not a class of the production heavy model",
+    "unknown_brand": f"brand is not a class of the production heavy model (or, for a frame, {NO_BRAND!r})",
     "from_the_future": "the label is about a day after its arrival, or was given after it arrived",
     "unknown_user_day": "the user had no processed call on that day",
     "unknown_frame": "no such sampled frame: the call is not the user's on that day, or the index is out of range",
@@ -95,7 +95,7 @@ def check_labels(raw: pd.DataFrame, *, arrived: str, brands: list[str], calls: p
         if row["source"] not in LABEL_SOURCES:
             refuse("bad_source", f"source {row['source']!r}")
             continue
-        if row["brand"] not in known_brands:
+        if row["brand"] not in known_brands and not (row["brand"] == NO_BRAND and row["call_id"]):
             refuse("unknown_brand", f"brand {row['brand']!r} is not one of the model's classes")
             continue
         known_at = pd.to_datetime(_text(record.get("known_at")) or None, utc=True, errors="coerce")

@@ -72,9 +72,11 @@ def build_calls(outcomes: DataFrame, frame_predictions: DataFrame, run_id: str, 
 
 def build_run_row(*, metrics: dict[str, dict], counts: dict, provenance: dict, cost_per_core_hour: float,
                   started_at, warnings: list[str], validation: dict | None = None,
-                  publish_id: str | None = None) -> dict:
-    """The `pipeline_runs` row: the funnel, CPU per stage, cost, provenance, and the publish
+                  publish_id: str | None = None, audit: dict | None = None) -> dict:
+    """The `pipeline_runs` row: the funnel, CPU per stage, cost, provenance, the audit sample
+    and the prefilter's recall estimated from it (`percolate.transforms.audit`), and the publish
     whose rows it makes visible (`percolate.io.warehouse`)."""
+    audit = audit or {}
     cpu = {stage: float(metrics[stage].get("cpu_s") or 0.0) for stage in STAGES}
     total = round(sum(cpu.values()), 3)
     cost = total / 3600.0 * cost_per_core_hour
@@ -96,6 +98,10 @@ def build_run_row(*, metrics: dict[str, dict], counts: dict, provenance: dict, c
         "warnings": json.dumps(warnings),
         "validation": json.dumps((validation or {}).get("suites", {}), sort_keys=True),
         "data_docs": (validation or {}).get("docs_path"),
+        "audit_drawn": audit.get("drawn"), "audit_labelled_frames": audit.get("labelled_frames"),
+        "audit_days": audit.get("days"), "prefilter_recall_estimate": audit.get("estimate"),
+        "prefilter_recall_low": audit.get("low"), "prefilter_recall_high": audit.get("high"),
+        "prefilter_recall_bound": audit.get("bound"),
         **provenance,
         "publish_id": publish_id,
     }

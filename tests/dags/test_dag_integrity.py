@@ -87,3 +87,15 @@ def test_parsing_imports_nothing_heavy():
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1:] in ([], [""])
+
+
+def test_weekly_retrain_shape(dagbag):
+    dag = dagbag.dags["percolate_weekly_retrain"]
+    assert {"percolate", "weekly"} <= set(dag.tags)
+    assert dag.catchup is False and dag.max_active_runs == 1
+    assert dag.schedule == "0 6 * * 1"  # weekly: Mondays 06:00 UTC
+    edges = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
+    assert edges == {"retrain": ["report"], "report": []}
+    assert all(t.retries == 0 for t in dag.tasks)  # a rerun would register another challenger
+    assert set(dag.params.keys()) == {"weeks", "seed", "dry_run", "plan"}
+    assert dag.params["weeks"] == 4 and dag.params["dry_run"] is False

@@ -16,10 +16,11 @@ import time
 from pathlib import Path
 
 from percolate.core.settings import Settings
+from percolate.core.tables import RUN_TABLES
 from percolate.io.spark import get_spark
 from percolate.io.warehouse import open_warehouse
 
-TABLES = ("frame_predictions", "user_brand_daily", "quarantine", "calls")
+TABLES = RUN_TABLES  # every table a publish writes beside pipeline_runs
 
 
 def main(dates: str, out: str, stop: str) -> int:

@@ -316,6 +316,33 @@ def test_imported_labels_are_checked_row_by_row_and_a_batch_is_replaced_whole(en
         ("2026-05-03", "audit", "rejected", 1), ("2026-05-03", "import", "confirmed", 1)]
 
 
+def test_a_shadow_run_of_the_production_pair_reproduces_its_published_rows(env, capsys):
+    """`percolate models shadow` with production itself as the challenger: the published run's
+    sampled frames scored again by the same models give the published rows (but for provenance)."""
+    from workflows.query import query_here
+
+    assert cli_main(["models", "shadow", "--date", TODAY, "--prefilter-model", "production",
+                     "--heavy-model", "production", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    published = env.exact[TODAY]
+    frames, daily = published["frame_predictions"], published["user_brand_daily"]
+    assert (out["batch"], out["frames_run"]) == ("v0001+v0001", env.summaries[TODAY]["run_id"])
+    assert out["disagreements"] == [] and out["agree"] == len(daily) > 0
+    assert out["champion"] == out["challenger"] == {
+        "user_brand_rows": len(daily), "confirmed": sum(r["confirmed"] for r in daily),
+        "frames_passed": len(frames), "detections": sum(r["is_detection"] for r in frames)}
+    assert out["both"]["frames_passed"] == len(frames) and out["both"]["detections"] == out["champion"]["detections"]
+    shadow = query_here(env.settings, [
+        f"SELECT * FROM shadow_{table} WHERE dt = '{TODAY}' AND batch = 'v0001+v0001' ORDER BY {keys}"
+        for table, keys in (("frame_predictions", "call_id, frame_index"), ("user_brand_daily", "user_id, brand"))],
+        read_only=True, engine="duckdb")
+    own = {"run_id", "published_at", "code_version", "batch"}  # the shadow run's provenance
+    for rows, want in zip(shadow, (frames, daily)):
+        assert {r["run_id"] for r in rows} == {out["run_id"]}
+        assert [{k: v for k, v in r.items() if k not in own} for r in rows] == [
+            {k: v for k, v in r.items() if k not in own} for r in want]
+
+
 def test_sampled_frames_are_upright(env):
     path = stage_of(env, TODAY).uri("sample_frames", TODAY, "frames")
     frames = pq.read_table(path, columns=["call_id", "frame_index", "width", "height", "jpeg"]).to_pylist()

@@ -130,6 +130,17 @@ def labels(n_users: int = 20) -> pd.DataFrame:
     return good
 
 
+def audit_frames(n: int = 60) -> pd.DataFrame:
+    """A night's audit sample as `percolate.transforms.audit.sample_audit` draws it."""
+    strata = ["prefilter_rejected", "heavy_low_confidence", "prefilter_passed"]
+    rows = [{"call_id": f"c{i % 7}", "user_id": f"user-{i % 7:04d}", "frame_index": i, "ts_ms": i * 1000,
+             "stratum": strata[i % 3], "prefilter_score": 0.05 if i % 3 == 0 else 0.8, "passed": i % 3 != 0,
+             "label": None if i % 3 == 0 else BRANDS[i % len(BRANDS)], "score": None if i % 3 == 0 else 0.5,
+             "sampling_probability": 0.05 if i % 3 == 0 else 1.0, "stratum_frames": 400 if i % 3 == 0 else 20,
+             **PROVENANCE} for i in range(n)]
+    return pd.DataFrame(rows)
+
+
 def cols(name: str) -> dict:
     """The `columns` parameter of suite `name`, as the pipeline gives it."""
     return {"columns": names(COLUMNS[name])}
@@ -146,4 +157,6 @@ GOOD = {
     "training_data": (training_data, {"class_names": BRANDS}),
     "labels": (labels, {"class_names": BRANDS, "verdicts": ["confirmed", "rejected"],
                         "sources": ["reorder_button", "audit", "import"], **cols("labels")}),
+    "audit_frames": (audit_frames, {"class_names": BRANDS, "strata": ["prefilter_rejected", "heavy_low_confidence",
+                                                                      "prefilter_passed"], **cols("audit_frames")}),
 }

@@ -22,6 +22,7 @@ HANDOVERS = [
     "user_brand_daily",
     "training_data",
     "labels",
+    "audit_frames",
 ]
 
 

@@ -196,3 +196,13 @@ def test_ten_thousand_rows_is_fast(gx_root):
     elapsed = time.perf_counter() - t0
     assert report.success
     assert elapsed < 6.0, f"{elapsed:.2f}s for 10k rows (target ~3 s)"
+
+
+def test_an_audit_frame_without_a_probability_or_drawn_twice_is_critical(gx_root):
+    df = F.audit_frames(30)
+    df.loc[4, "sampling_probability"] = 0.0
+    df.loc[9, ["call_id", "frame_index"]] = df.loc[8, ["call_id", "frame_index"]].tolist()
+    report = validate(df, "audit_frames", gx_root=gx_root, run_name="bad", **F.GOOD["audit_frames"][1])
+    assert not report.success
+    failed = " ".join(report.critical_failures)
+    assert "sampling_probability" in failed and "call_id" in failed, report.critical_failures

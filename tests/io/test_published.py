@@ -8,7 +8,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from percolate.core.tables import LABEL_TABLES, WAREHOUSE, names
+from percolate.core.tables import BATCH_TABLES, WAREHOUSE, names
 from percolate.io.published import Partition, register_views
 
 TYPES = {"string": pa.string(), "int": pa.int32(), "bigint": pa.int64(), "double": pa.float64(),
@@ -58,7 +58,7 @@ def test_an_empty_catalog_gives_empty_views_with_the_tables_columns():
     register_views(con, [], "pc")
     for table in WAREHOUSE:
         assert con.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
-        keys = ["dt", "batch"] if table in LABEL_TABLES else ["dt"]
+        keys = ["dt", "batch"] if table in BATCH_TABLES else ["dt"]
         assert [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()] == [*names(WAREHOUSE[table]), *keys]
 
 
@@ -73,3 +73,14 @@ def test_label_batches_show_their_current_write(tmp_path):
     assert register_views(con, parts, "pc")["labels"] == 2
     assert con.execute("SELECT dt, batch, label_id FROM labels ORDER BY label_id").fetchall() == [
         ("2026-12-02", "import-1", "a"), ("2026-12-02", "import-1", "b"), ("2026-12-02", "reorder_button-2026-12-01", "c")]
+
+
+def test_a_pipeline_runs_row_written_before_columns_were_added_reads_them_as_null(tmp_path):
+    parts = publish(tmp_path, "2026-05-01", "p1", [])
+    marker = tmp_path / "pipeline_runs" / "dt=2026-05-01" / "publish_id=p1" / "part-0.parquet"
+    old = pq.read_table(marker)
+    pq.write_table(old.drop([c for c in old.column_names if c.startswith(("audit_", "prefilter_recall_"))]), marker)
+    con = duckdb.connect()
+    register_views(con, parts, "pc")
+    assert con.execute("SELECT run_id, videos, audit_drawn, prefilter_recall_estimate FROM pipeline_runs").fetchall() \
+        == [("p1", 3, None, None)]

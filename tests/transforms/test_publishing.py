@@ -163,6 +163,22 @@ def test_a_table_from_another_version_is_refused_with_a_clear_error(spark):
         HiveWarehouse(spark, db, spark.conf.get("spark.sql.warehouse.dir")).ensure_tables()
 
 
+def test_pipeline_runs_of_an_earlier_version_gets_the_columns_added_since(spark):
+    from percolate.core.tables import ddl
+
+    db = "percolate_upgrade_test"
+    cols = WAREHOUSE["pipeline_runs"]
+    old = tuple(c for c in cols if not c.name.startswith(("audit_", "prefilter_recall_")))
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {db}")
+    spark.sql(f"CREATE TABLE {db}.pipeline_runs ({ddl(old)}, dt string) USING parquet PARTITIONED BY (dt)")
+    spark.sql(f"INSERT INTO {db}.pipeline_runs PARTITION (dt='2026-11-01') (run_id, status) VALUES ('r0', 'success')")
+    HiveWarehouse(spark, db, spark.conf.get("spark.sql.warehouse.dir")).ensure_tables()
+    table = spark.table(f"{db}.pipeline_runs")
+    assert table.columns == [*names(cols), "dt"]
+    row = table.where("dt = '2026-11-01'").first()
+    assert row.run_id == "r0" and row.prefilter_recall_estimate is None and row.audit_drawn is None
+
+
 def test_calls_has_one_row_per_video_with_its_costs(spark):
     outcomes = spark.createDataFrame(
         [("c1", "u1", "k/c1", "ok", None, 10.0, 640, 360, "h264", "all", 10, 1.5),
