@@ -109,7 +109,8 @@ def export_audit(settings: Settings, day: str, out: str | Path) -> dict:
     (out / "frames").mkdir(parents=True, exist_ok=True)
     written = 0
     for run_id, rows in sample.groupby("run_id"):
-        frames = open_stage(settings, run_id).read_pandas(SAMPLE_FRAMES, day, FRAMES, ["call_id", "frame_index", "jpeg"])
+        frames = open_stage(settings, run_id).read_pandas(SAMPLE_FRAMES, day, FRAMES,
+                                                          ["call_id", "frame_index", "jpeg"])
         wanted = frames.merge(rows[["call_id", "frame_index"]], on=["call_id", "frame_index"])
         for call_id, index, jpeg in zip(wanted["call_id"], wanted["frame_index"], wanted["jpeg"]):
             (out / "frames" / f"{call_id}-{int(index)}.jpg").write_bytes(jpeg)

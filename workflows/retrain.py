@@ -65,7 +65,8 @@ class RetrainPlan:
         """Minutes, not hours: one small base day, one calibration day, small held-out days."""
         return cls(base_dates=("2026-01-01",), base_shape=DayShape(12, 4.0, 6.0, 0.8, 0.5),
                    calib_dates=("2026-01-09",), calib_shapes=(DayShape(8, 6.0, 10.0, 0.8, 0.5),),
-                   holdout_dates=holdout_dates, holdout=HoldoutDay(calls=6, min_seconds=16.0, max_seconds=24.0, cup_share=0.9),
+                   holdout_dates=holdout_dates,
+                   holdout=HoldoutDay(calls=6, min_seconds=16.0, max_seconds=24.0, cup_share=0.9),
                    prefilter_epochs=1, heavy_epochs=1)
 
     def training_plan(self) -> TrainingPlan:

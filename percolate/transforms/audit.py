@@ -20,8 +20,8 @@ and the stratum's size, so the estimate needs nothing else:
 
 summed over the days and strata whose frames have labels. The 95% interval comes from the
 strata's positive rates drawn from their Jeffreys Beta posteriors (Beta(k + 1/2, n - k + 1/2)),
-seeded, and always holds the point estimate: rare misses in a huge rejected stratum get an honest, wide interval, not a normal
-approximation's.
+seeded, and always holds the point estimate: rare misses in a huge rejected stratum get an
+honest, wide interval, not a normal approximation's.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def audit_cells(audit: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     merged = audit.merge(latest, on=["day", "call_id", "frame_index"], how="left")
     cells = merged.groupby(["day", "stratum"]).agg(
         frames=("stratum_frames", "first"), audited=("call_id", "size"),
-        labelled=("positive", "count"), positives=("positive", lambda s: int((s == True).sum()))).reset_index()  # noqa: E712
+        labelled=("positive", "count"),
+        positives=("positive", lambda s: int((s == True).sum()))).reset_index()  # noqa: E712
     complete = cells.groupby("day")["labelled"].min() > 0
     return cells[cells["day"].isin(complete[complete].index)].reset_index(drop=True)
 

@@ -118,7 +118,8 @@ def test_the_scheduler_and_a_backfill_run_at_once_under_a_polling_reader(airflow
     # separately, so a poll at the instant of a commit may see it in one table and not yet in
     # another (docs/pipeline.md); DuckDB reads one snapshot of the catalog.
     counts = {t: len(rows) for t, rows in final[up.date].items() if rows}
-    assert set(counts) == {"frame_predictions", "user_brand_daily", "calls", "audit_frames", "pipeline_runs"}  # no quarantine
+    # no quarantine
+    assert set(counts) == {"frame_predictions", "user_brand_daily", "calls", "audit_frames", "pipeline_runs"}
     for poll in polls:
         for day, seen in poll["dates"].items():
             assert all(s["n"] == counts[t] and len(s["at"]) == 1 for t, s in seen.items()), (day, poll)
