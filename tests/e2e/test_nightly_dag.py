@@ -14,12 +14,12 @@ that share one warehouse (each run costs minutes of fixed start-up, so the scena
 - TODAY's publish killed (SIGKILL) at several points while an analyst polls every table:
   no read is torn; the rerun publishes exactly once.
 - On the same warehouse: the analysts' queries on DuckDB, Spark SQL and the Thrift server
-  (beeline), refused writes over JDBC, imported labels, a backfill dry run (also through the
-  DAG's `dry_run` param) and `--only-failed`.
+  (beeline), refused writes over JDBC, imported labels, a shadow scoring of the production pair,
+  a backfill dry run (also through the DAG's `dry_run` param) and `--only-failed`.
 
 The warehouse's metastore is PostgreSQL (`infra/postgres.sh`), so readers and writers run at once.
 
-One module (about 600 lines) on purpose: every scenario reads the one warehouse its module
+One module (about 630 lines) on purpose: every scenario reads the one warehouse its module
 fixture fills, and a second module would pay the fixture's DAG runs again (about 6 minutes
 for the fixture on 2 cores); splitting it would mean moving the fixture to a session-scoped
 conftest that the scheduler test would start too, for nothing. Shared helpers live in `e2e_support.py`, `hostile_files.py` and `poll_reader.py`.
