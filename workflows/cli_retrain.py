@@ -17,7 +17,8 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     from dataclasses import replace
 
     from workflows.launch import run_retrain
-    from workflows.retrain import format_retrain, plan_from_mapping, result_path, retrain
+    from percolate.core.layout import retrain_result_path
+    from workflows.retrain import format_retrain, plan_from_mapping, retrain
 
     plan = json.loads(Path(args.plan_file).read_text()) if args.plan_file else json.loads(args.plan_json or "{}")
     if not args.here:  # through Airflow, as the schedule runs it
@@ -26,7 +27,7 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     else:  # the DAG's task
         out = retrain(settings, args.date, replace(plan_from_mapping(plan), weeks=args.weeks, seed=args.seed),
                       dry_run=args.dry_run)
-        path = result_path(settings, args.date)
+        path = retrain_result_path(settings.reports_dir, args.date)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out, default=str, indent=2))
     emit(args, out, format_retrain(out))

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from percolate.core.layout import record_outcome, run_summary_path
+from percolate.core.layout import record_outcome, retrain_result_path, run_summary_path
 from percolate.core.settings import Settings
 from workflows.progress import bar
 
@@ -133,13 +133,11 @@ def run_nightly(settings: Settings, date: str, prefilter_model: str = "productio
 
 def run_retrain(settings: Settings, date: str, conf: dict) -> dict:
     """Run the weekly retrain DAG through Airflow (`airflow dags test`) for `date`; its result."""
-    from workflows.retrain import result_path
-
     env = base_env(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
     ensure_airflow_db(settings, env)
     log_path = settings.logs_dir / f"retrain-{date}.log"
-    result = result_path(settings, date)
+    result = retrain_result_path(settings.reports_dir, date)
     result.unlink(missing_ok=True)
     cmd = [str(bin_dir() / "airflow"), "dags", "test", "percolate_weekly_retrain", date, "--conf", json.dumps(conf)]
     with bar(2, f"weekly retrain {date}", "task") as tasks:

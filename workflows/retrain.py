@@ -352,9 +352,3 @@ def plan_from_mapping(data: dict | None) -> RetrainPlan:
     if unknown:
         raise ValueError(f"unknown retrain plan fields {sorted(unknown)}; known: {sorted(simple | {'holdout_dates'})}")
     return replace(plan, **data)
-
-
-def result_path(settings: Settings, date: str):
-    from percolate.core.layout import retrain_result_path
-
-    return retrain_result_path(settings.reports_dir, date)
