@@ -8,10 +8,17 @@ Layout:
     models/alias_history.jsonl   every alias move: who, when, from, to, why (rollback reads it)
     models/evaluations/<prefilter>+<heavy>/...json   a pair's held-out evaluations (the gates read them)
 
-The spec records the sha256 of every file of the version (`files`); every load checks
-them. Weights are only ever read with safetensors, or with torch.jit.load after checking
-the file really is a TorchScript archive (which is code: see the README). Plain pickles
-are refused. The registry never changes torch's thread settings.
+The spec records the sha256 of every file (`files`); every load checks them and the spec's
+bounds (`models.admission`). Weights are only read with safetensors, or with torch.jit.load
+after checking the file is a TorchScript archive (code: see docs/promotion.md; its smoke test
+runs in a child process under limits, `models.smoke`). Plain pickles are refused. A spec from
+before sha256s were recorded (no `files`) loads only for a built-in architecture (safetensors
+weights are data). The registry never changes torch's thread settings.
+
+Concurrent writers: a new version claims its number by creating `claim.json` in its folder
+only if absent (`put_file_if_absent`), so two registrations never share a number; alias moves
+and history lines are read-modify-writes that never lose a concurrent one (`update_bytes`: a
+file lock on a local store, conditional PUTs on S3).
 
 torch is imported where a model is built, stored or loaded, not at import: reading specs
 and aliases (what a Spark job's driver and the DAG's tasks do) stays cheap (torch's import
@@ -23,11 +30,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
+import tempfile
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from models.admission import ModelRefused, check_bounds
 
 if TYPE_CHECKING:
     import torch
@@ -129,17 +140,25 @@ class ModelRegistry:
             raise ValueError("an alias cannot look like a version")
         if version not in self.versions(role):
             raise KeyError(f"no {role} version {version}")
-        data = self.aliases()
-        before = data.get(role, {}).get(alias)
-        if before == version:
+        seen: dict = {}
+
+        def move_alias(old: bytes | None) -> bytes:  # may run again when another writer got there first
+            data = json.loads(old) if old else {}
+            seen["before"] = data.get(role, {}).get(alias)
+            data.setdefault(role, {})[alias] = version
+            return json.dumps(data, indent=2, sort_keys=True).encode()
+
+        current = self.aliases().get(role, {}).get(alias)
+        if current == version:
             return
-        data.setdefault(role, {})[alias] = version
-        self.store.put_bytes(ALIASES_KEY, json.dumps(data, indent=2, sort_keys=True).encode())
+        self.store.update_bytes(ALIASES_KEY, move_alias)
+        if seen["before"] == version:  # a concurrent writer made the same move
+            return
         move = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "by": actor(), "role": role,
-                "alias": alias, "from": before, "to": version, "reason": reason, "forced": forced,
+                "alias": alias, "from": seen["before"], "to": version, "reason": reason, "forced": forced,
                 "rollback": rollback}
-        history = self.store.get_bytes(HISTORY_KEY) if self.store.exists(HISTORY_KEY) else b""
-        self.store.put_bytes(HISTORY_KEY, history + json.dumps(move, sort_keys=True).encode() + b"\n")
+        line = json.dumps(move, sort_keys=True).encode() + b"\n"
+        self.store.update_bytes(HISTORY_KEY, lambda old: (old or b"") + line)
 
     # -- evaluations (what champion/challenger gates compare) -------------------
     def record_evaluation(self, summary: dict) -> str:
@@ -208,16 +227,16 @@ class ModelRegistry:
 
     # -- register / load -------------------------------------------------------
     def register(self, role: str, model: nn.Module | None, spec: dict,
-                 torchscript_path: str | Path | None = None) -> str:
+                 torchscript_path: str | Path | None = None, **smoke_limits) -> str:
         """Store a model and its spec; returns the new version ("v0001", ...). Sets no alias.
 
         Built-in: pass `model` and spec["arch"] in BUILTIN_ARCHS with arch_kwargs.
-        Bring-your-own: pass `torchscript_path` (arch becomes "torchscript").
-        spec needs at least input and class_names; threshold defaults to 0.5; the caller
-        says which code made the model (`code_version`).
+        Bring-your-own: pass `torchscript_path` (arch becomes "torchscript"); it is never
+        loaded in this process, only in the smoke test's child (`smoke_limits`: see
+        `models.smoke.smoke_test_isolated`).
+        spec needs at least input and class_names (within `models.admission`'s bounds);
+        threshold defaults to 0.5; the caller says which code made the model (`code_version`).
         """
-        from safetensors.torch import save as st_save
-
         from models.preprocess import InputSpec
 
         self._check_role(role)
@@ -226,22 +245,25 @@ class ModelRegistry:
             raise ValueError("spec needs 'input' (InputSpec.to_dict()) and 'class_names'")
         if isinstance(spec["input"], InputSpec):
             spec["input"] = spec["input"].to_dict()
+        check_bounds(role, spec)  # before anything is built or allocated
         in_spec = InputSpec.from_dict(spec["input"])
         spec["input"] = in_spec.to_dict()
         spec["class_names"] = [str(c) for c in spec["class_names"]]
         files: dict[str, bytes] = {}
-        module: nn.Module | None = model
         if torchscript_path is not None:
             data = Path(torchscript_path).read_bytes()
-            module = load_torchscript_bytes(data)  # validates before anything is stored
+            if not is_torchscript_archive(data):
+                raise ModelRefused("not a TorchScript archive (plain pickles / checkpoints are refused)")
             spec["arch"], spec["arch_kwargs"] = "torchscript", {}
             files["model.pt"] = data
         else:
+            from safetensors.torch import save as st_save
+
             if spec.get("arch") not in BUILTIN_ARCHS:
                 raise ValueError(f"arch must be one of {BUILTIN_ARCHS} (or give torchscript_path)")
-            if module is None:
+            if model is None:
                 raise ValueError("give a model or a torchscript_path")
-            state = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+            state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
             files["weights.safetensors"] = st_save(state)
         spec.setdefault("arch_kwargs", {})
         spec.setdefault("threshold", 0.5)
@@ -250,13 +272,13 @@ class ModelRegistry:
             spec.setdefault("aggregation", {"min_frames": 1, "min_score": spec["threshold"]})
         if spec.get("flops_per_frame") is None and spec["arch"] in BUILTIN_ARCHS:
             from models.flops import count_flops
-            spec["flops_per_frame"] = count_flops(module, (3, in_spec.height, in_spec.width))
+            spec["flops_per_frame"] = count_flops(model, (3, in_spec.height, in_spec.width))
         spec.setdefault("flops_per_frame", None)
         spec.setdefault("metrics", {})
         spec.setdefault("training_dates", [])
         spec.setdefault("code_version", None)
         spec.setdefault("output", "logits")
-        self._smoke_test(role, module, spec)
+        spec = self._smoke(role, spec, files, model, **smoke_limits)
         return self._store(role, spec, files)
 
     def import_version(self, role: str, spec: dict, files: dict[str, bytes]) -> str:
@@ -267,18 +289,18 @@ class ModelRegistry:
         """
         self._check_role(role)
         spec = {k: v for k, v in spec.items() if k not in ("role", "version", "created_at")}
+        check_bounds(role, spec)
         recorded = spec.get("files") or {}
         if set(recorded) != set(files):
             raise ValueError(f"{role}: files {sorted(files)} do not match the spec's {sorted(recorded)}")
         for name, data in files.items():
             if sha256(data) != recorded[name]:
                 raise ValueError(f"{role}: {name} does not match the sha256 in its spec")
-        self._smoke_test(role, self._module(spec, files), spec)
-        return self._store(role, spec, files)
+        return self._store(role, self._smoke(role, spec, files), files)
 
     def _store(self, role: str, spec: dict, files: dict[str, bytes]) -> str:
         spec = dict(spec, files={name: sha256(data) for name, data in files.items()})
-        version = self._next_version(role)
+        version = self._claim_version(role)
         spec["role"], spec["version"] = role, version
         spec["created_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         for name, data in files.items():
@@ -288,19 +310,35 @@ class ModelRegistry:
                              json.dumps(spec, indent=2, sort_keys=True).encode())
         return version
 
-    @staticmethod
-    def _smoke_test(role: str, module: nn.Module, spec: dict) -> None:
-        """Check the output shape against the role and class names before storing."""
-        import torch
+    def _claim_version(self, role: str, attempts: int = 100) -> str:
+        """The next free version number, claimed by creating its `claim.json` only if absent:
+        of two concurrent registrations, one gets it and the other tries the number after."""
+        claim = json.dumps({"by": actor(), "pid": os.getpid(),
+                            "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}).encode()
+        with tempfile.NamedTemporaryFile(prefix="percolate-claim-") as fh:
+            fh.write(claim)
+            fh.flush()
+            for _ in range(attempts):
+                version = self._next_version(role)
+                if self.store.put_file_if_absent(self._key(role, version, "claim.json"), fh.name):
+                    return version
+        raise RuntimeError(f"could not claim a {role} version number in {attempts} attempts (busy registry?)")
 
+    def _smoke(self, role: str, spec: dict, files: dict[str, bytes], module: nn.Module | None = None,
+               **limits) -> dict:
+        """Run the model at several batch sizes before storing it (`models.smoke`); a TorchScript
+        model only in a child process under limits. Returns the spec, with `localizes` for a
+        TorchScript prefilter (whether it gives a location map)."""
+        from models.smoke import BUILTIN_BATCH_SIZES, run_checks, smoke_test_isolated
+
+        if spec["arch"] == "torchscript":
+            found = smoke_test_isolated(role, spec, files, **limits)
+            return dict(spec, localizes=found["localizes"]) if role == "prefilter" else spec
         from models.predictor import Predictor
 
-        lm = Predictor(role, "unregistered", spec, module)
-        x = torch.zeros(2, 3, lm.input.height, lm.input.width)
-        out = lm.predict_tensor(x)
-        want = (2,) if role == "prefilter" else (2, len(lm.class_names) + 1)
-        if out.shape != want:
-            raise ValueError(f"{role} model outputs shape {out.shape}, spec implies {want}")
+        predictor = Predictor(role, "unregistered", spec, module or self.build(spec, files))
+        run_checks(predictor, limits.get("batch_sizes", BUILTIN_BATCH_SIZES))
+        return spec
 
     def _file(self, role: str, version: str, spec: dict, name: str) -> bytes:
         """A file of the version, after checking it against the sha256 its spec records."""
@@ -308,24 +346,37 @@ class ModelRegistry:
             raise ValueError(f"{role} {version}: its spec records no sha256 for {name}; register it again")
         data = self.store.get_bytes(self._key(role, version, name))
         if sha256(data) != spec["files"][name]:
-            raise ValueError(f"{role} {version}: {name} does not match the sha256 in its spec "
-                             f"(changed after registration?)")
+            raise ModelRefused(f"{role} {version}: {name} does not match the sha256 in its spec "
+                               f"(changed after registration?); refused")
         return data
 
     def files(self, role: str, alias_or_version: str) -> tuple[dict, dict[str, bytes]]:
-        """A version's spec and its files, each checked against its sha256."""
+        """A version's spec and its files, each checked against its sha256.
+
+        A spec from before sha256s were recorded (no `files`): a built-in architecture's
+        weights (safetensors: data, never code) are read unchecked; TorchScript is refused.
+        """
         version = self.resolve(role, alias_or_version)
         spec = self.spec(role, version)
-        return spec, {name: self._file(role, version, spec, name) for name in spec.get("files") or {}}
+        if "files" not in spec:
+            if spec.get("arch") not in BUILTIN_ARCHS:
+                raise ModelRefused(f"{role} {version}: a TorchScript model whose spec records no sha256 is "
+                                   f"refused (it is code); register the file again")
+            name = "weights.safetensors"
+            return spec, {name: self.store.get_bytes(self._key(role, version, name))}
+        return spec, {name: self._file(role, version, spec, name) for name in spec["files"]}
 
     def load(self, role: str, alias_or_version: str = "production") -> Predictor:
         from models.predictor import Predictor
 
-        spec, files = self.files(role, alias_or_version)
-        return Predictor(role, spec["version"], spec, self._module(spec, files))
+        version = self.resolve(role, alias_or_version)
+        check_bounds(role, self.spec(role, version))
+        spec, files = self.files(role, version)
+        return Predictor(role, spec["version"], spec, self.build(spec, files))
 
     @staticmethod
-    def _module(spec: dict, files: dict[str, bytes]) -> nn.Module:
+    def build(spec: dict, files: dict[str, bytes]) -> nn.Module:
+        """The module of a spec and its (checked) files."""
         from safetensors.torch import load as st_load
 
         if spec["arch"] == "torchscript":

@@ -78,3 +78,25 @@ def postgres():
     yield SimpleNamespace(port=port, new_database=new_database, new_metastore=new_metastore,
                           reader_url=reader_url)
     subprocess.run([script, "stop"], env=env, capture_output=True)
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch):
+    """A loopback S3-compatible server (moto, as infra/local-s3.sh starts it) with test
+    credentials in the environment; yields its URL and stops it afterwards."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for var, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(var, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()

@@ -79,7 +79,8 @@ def _spec_from_args(args: argparse.Namespace) -> dict:
 
 
 def cmd_models_register(args: argparse.Namespace, settings: Settings) -> int:
-    """Register a TorchScript file with its spec; it then runs like a built-in model."""
+    """Register a TorchScript file with its spec; it then runs like a built-in model, once its smoke
+    test (several batch sizes, in a child process under limits: models.smoke) passes."""
     from percolate.io.registry import open_registry
 
     registry = open_registry(settings)
@@ -89,7 +90,8 @@ def cmd_models_register(args: argparse.Namespace, settings: Settings) -> int:
         from workflows.promotion import refuse_production_move
 
         refuse_production_move(registry, args.alias, args.role)
-    version = registry.register(args.role, None, _spec_from_args(args), torchscript_path=args.file)
+    limits = {} if args.smoke_time_limit_s is None else {"time_limit_s": args.smoke_time_limit_s}
+    version = registry.register(args.role, None, _spec_from_args(args), torchscript_path=args.file, **limits)
     if args.alias:
         registry.set_alias(args.role, args.alias, version)
     spec = registry.spec(args.role, version)
@@ -160,7 +162,9 @@ def add_models_commands(sub) -> None:
         description="Register a TorchScript file. The spec (a JSON file and/or flags) gives the input size, "
                     "normalisation, class names and thresholds; the model must output logits (or probabilities "
                     "with --outputs probabilities): one per frame for a prefilter, none + one per class for a "
-                    "heavy model.")
+                    "heavy model. A TorchScript file is code: it is only run in a child process (no credentials, "
+                    "memory and time limits) at batch sizes 1, 3, 8, 16 and 64, and its sha256 is checked at every "
+                    "load. Input sides are bounded to 1024 px (589824 pixels), classes to 1000.")
     p.add_argument("--json", action="store_true")
     p.add_argument("--role", required=True, choices=["prefilter", "heavy"])
     p.add_argument("--file", required=True, help="TorchScript file (torch.jit.save)")
@@ -171,13 +175,16 @@ def add_models_commands(sub) -> None:
     p.add_argument("--std", help="per-channel std on the [0, 1] scale")
     p.add_argument("--crop", type=float, default=None,
                    help="heavy only: see a square crop of this fraction of the frame height around the "
-                        "prefilter's peak instead of the whole frame")
+                        "prefilter's peak instead of the whole frame; a run refuses to pair it with a prefilter "
+                        "that gives no location map")
     p.add_argument("--classes", help="comma-separated class names (heavy: the labels after 'none')")
     p.add_argument("--threshold", type=float, default=None, help="decision threshold on the model's score")
     p.add_argument("--min-frames", type=int, default=None, help="heavy: frames a user-day needs for a detection")
     p.add_argument("--min-score", type=float, default=None, help="heavy: score those frames need")
     p.add_argument("--outputs", choices=["logits", "probabilities"], default=None)
     p.add_argument("--alias", default=None, help="also point this alias (e.g. challenger) at the new version")
+    p.add_argument("--smoke-time-limit-s", type=float, default=None,
+                   help="wall seconds the model may take for all smoke-test batch sizes once loaded (default 120)")
     p.set_defaults(func=cmd_models_register)
 
     p = models_sub.add_parser("alias", help="Point an alias (production, challenger, ...) at a version.")

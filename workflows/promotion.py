@@ -52,6 +52,7 @@ def promote_pair(settings: Settings, prefilter: str, heavy: str, *, gates_file: 
     goes into the result and the report (a retrain's training set, its shadow scoring). With
     `apply` False nothing moves yet: `apply_promotion(settings, out)` moves what was decided
     (a retrain records its decision first)."""
+    from models.admission import check_pair
     from models.gates import Gates, decide
     from percolate.io.registry import open_registry
 
@@ -59,6 +60,7 @@ def promote_pair(settings: Settings, prefilter: str, heavy: str, *, gates_file: 
         raise ValueError("--force needs --reason: why the gates are overruled is recorded with the move")
     registry = open_registry(settings)
     pair = {"prefilter": registry.resolve("prefilter", prefilter), "heavy": registry.resolve("heavy", heavy)}
+    check_pair(registry.spec("prefilter", pair["prefilter"]), registry.spec("heavy", pair["heavy"]))
     current = {role: registry.aliases().get(role, {}).get(alias) for role in pair}
     if current == pair:
         raise ValueError(f"{alias} already is prefilter {pair['prefilter']}, heavy {pair['heavy']}")

@@ -95,12 +95,14 @@ def shadow_score(settings: Settings, date: str, prefilter: str = "challenger", h
     import pandas as pd
 
     from jobs.shadow_score import shadow_batch
+    from models.admission import check_pair
     from percolate.io.registry import open_registry
     from workflows.launch import spark_submit
 
     date = check_date(date)
     registry = open_registry(settings)
     versions = {"prefilter": registry.resolve("prefilter", prefilter), "heavy": registry.resolve("heavy", heavy)}
+    check_pair(registry.spec("prefilter", versions["prefilter"]), registry.spec("heavy", versions["heavy"]))
     batch = shadow_batch(versions["prefilter"], versions["heavy"])
     frames_run = published_run(settings, date)
     run_id = shadow_run_id(date, batch)

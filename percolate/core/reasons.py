@@ -12,7 +12,10 @@ REASON_CODES = (
     "too_many_frames_failed",  # most frames failed to decode
     "memory_limit",  # the decode needed more memory than the per-video cap
     "decode_crashed",  # the process decoding the video died (a crash in FFmpeg, a signal)
-    # set by the sampling job, not by the sampler: the object is gone, or an unexpected error
+    # set by the sampling job, not by the sampler: the manifest names no user (checked before
+    # anything is read: a call nobody can be credited with is never decoded), the object is
+    # gone, or an unexpected error
+    "missing_user",
     "missing_file",
     "decode_error",
 )

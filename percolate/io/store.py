@@ -7,11 +7,16 @@ Which one is used is chosen by the store URI in configuration (`/path` or
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
+
+# a read-modify-write: the object's bytes (None when absent) -> its new bytes; may run again on a conflict
+Change = Callable[[bytes | None], bytes]
 
 
 class ObjectStore(Protocol):
@@ -23,12 +28,23 @@ class ObjectStore(Protocol):
     def exists(self, key: str) -> bool: ...
     def list(self, prefix: str) -> list[str]: ...
     def local_copy(self, key: str): ...
+    def put_file_if_absent(self, key: str, path: str | Path) -> bool: ...
+    def update_bytes(self, key: str, change: Change) -> bytes: ...
+
+
+class StoreConflict(RuntimeError):
+    """Concurrent writers kept changing an object; the update gave up (retry the command)."""
+
+
+class BadKey(ValueError):
+    """An object key that could name something outside the store: refused, never cleaned up."""
 
 
 def _clean_key(key: str) -> str:
+    """`key` without empty parts; refused when absolute, with `.`/`..` parts, a NUL or a backslash."""
     parts = [p for p in key.split("/") if p]
-    if not parts or any(p in (".", "..") for p in parts):
-        raise ValueError(f"bad object key: {key!r}")
+    if not parts or key.startswith("/") or any(p in (".", "..") for p in parts) or "\0" in key or "\\" in key:
+        raise BadKey(f"bad object key {key!r}: keys are relative, '/'-separated, without '.' or '..' parts")
     return "/".join(parts)
 
 
@@ -40,7 +56,15 @@ class LocalStore:
         self.uri = str(self.root)
 
     def path(self, key: str) -> Path:
-        return self.root / _clean_key(key)
+        """The file of `key`; refused (`BadKey`) if it resolves outside the store, symlinks
+        included (a link inside the store pointing out, or a linked parent directory)."""
+        return self._inside(self.root / _clean_key(key), key)
+
+    def _inside(self, target: Path, key: str) -> Path:
+        resolved = target.resolve()  # follows every symlink on the way, existing or not
+        if resolved != self.root and not resolved.is_relative_to(self.root):
+            raise BadKey(f"object key {key!r} resolves to {resolved}, outside the store {self.root}")
+        return target
 
     def put_bytes(self, key: str, data: bytes) -> None:
         target = self.path(key)
@@ -59,17 +83,47 @@ class LocalStore:
         shutil.copyfile(path, tmp)
         os.replace(tmp, target)
 
+    def put_file_if_absent(self, key: str, path: str | Path) -> bool:
+        """Copy `path` to `key` unless `key` exists (then False): a hard link of a finished
+        copy, so two writers never both create it and nobody sees half a file."""
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        shutil.copyfile(path, tmp)
+        try:
+            os.link(tmp, target)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink()
+
+    def update_bytes(self, key: str, change: Change) -> bytes:
+        """Replace `key` with `change(old bytes or None)` under an exclusive lock (`fcntl.flock`
+        on `.<name>.lock` beside it), so concurrent updates on this file system apply one
+        after the other and none is lost."""
+        import fcntl
+
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target.with_name(f".{target.name}.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed, or its process dies
+            new = change(target.read_bytes() if target.is_file() else None)
+            self.put_bytes(key, new)
+        return new
+
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
     def list(self, prefix: str) -> list[str]:
-        base = self.root / prefix.strip("/") if prefix.strip("/") else self.root
+        base = self.path(prefix) if prefix.strip("/") else self.root
         if not base.exists():
             return []
+        # rglob does not descend into linked directories; a linked file that points out is left out
         return sorted(
             p.relative_to(self.root).as_posix()
             for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(".")
+            if p.is_file() and not p.name.startswith(".") and p.resolve().is_relative_to(self.root)
         )
 
     @contextmanager
@@ -109,6 +163,44 @@ class S3Store:
 
     def put_file(self, key: str, path: str | Path) -> None:
         self.client.upload_file(str(path), self.bucket, self._key(key))
+
+    def put_file_if_absent(self, key: str, path: str | Path) -> bool:
+        """Upload `path` to `key` unless it exists (then False): a conditional PUT
+        (`If-None-Match: *`), one request, so objects up to 5 GB."""
+        with open(path, "rb") as fh:
+            return self._conditional_put(key, fh, IfNoneMatch="*")
+
+    def _conditional_put(self, key: str, body, **condition: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body, **condition)
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict",
+                                                               "412", "409"):
+                return False
+            raise
+
+    def update_bytes(self, key: str, change: Change, attempts: int = 20) -> bytes:
+        """Replace `key` with `change(old bytes or None)` by optimistic concurrency: the PUT
+        is conditional on the ETag read (`If-Match`, or `If-None-Match: *` when absent);
+        when another writer got there first, read again and redo the change."""
+        from botocore.exceptions import ClientError
+
+        for attempt in range(attempts):
+            try:
+                obj = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+                old, condition = obj["Body"].read(), {"IfMatch": obj["ETag"]}
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                    raise
+                old, condition = None, {"IfNoneMatch": "*"}
+            new = change(old)
+            if self._conditional_put(key, new, **condition):
+                return new
+            time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
+        raise StoreConflict(f"{self.uri}/{key} kept changing under {attempts} attempts to update it")
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError

@@ -51,6 +51,10 @@ def test_ingest_copies_files_and_writes_the_manifest(tmp_path, monkeypatch, caps
         ("b", "u2", "videos/dt=2026-02-03/b.webm", 4),
     ]
     assert LocalStore(store_dir).get_bytes("videos/dt=2026-02-03/b.webm") == b"bbbb"
+    # again: the same calls, nothing added (tests/workflows/test_ingest.py has the details)
+    assert main(["ingest", "--date", "2026-02-03", str(a), str(b), "--users", str(users)]) == 0
+    assert "0 files ingested, 2 already there; the manifest for 2026-02-03 now has 2 calls" in capsys.readouterr().out
+    assert len(read_manifest(LocalStore(store_dir), "2026-02-03")) == 2
 
 
 def test_ingest_without_a_user_is_a_clear_error(tmp_path, monkeypatch):
