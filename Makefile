@@ -38,8 +38,8 @@ test: setup   ## the whole test suite (CI runs this)
 test-fast: setup   ## tests that need no JVM, training or video encoding
 	$(PY) -m pytest -q -m "not slow and not spark and not airflow and not integration"
 
-bench: setup
-	$(PY) benchmarks/bench_sampler.py
+bench: setup   ## the cost benchmark (docs/cost.md); the other benchmarks/bench_*.py run by hand
+	$(PY) benchmarks/bench_cost.py
 
 clean:
 	rm -rf var .pytest_cache

@@ -6,8 +6,9 @@ from datetime import timedelta
 from importlib.util import find_spec
 
 import pendulum
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, chain, dag, task
+
+from percolate.spark_operator import GuardedSparkSubmitOperator  # spark-submit stops when its task dies
 
 DOC = """
 ### Percolate nightly
@@ -22,7 +23,13 @@ after midnight processes the day that just ended (its data interval).
    expectation suite.
 2. `resolve_models` - pins the registry aliases (default `production`) to versions, so every
    stage of this run uses the same models even if an alias moves meanwhile; a registry
-   without a `production` model gets the models shipped in `models/shipped/`.
+   without a `production` model gets the models shipped in `models/shipped/`. It refuses a
+   model whose stored file no longer matches its sha256 or whose spec is out of bounds, and a
+   `--crop` heavy model paired with a prefilter without a location map (`models.admission`).
+2b. `budget` - estimates the day's cost from its manifest and the trailing runs' metrics
+   (`percolate.budget`); over the `budget_usd` param it fails the run before any Spark job
+   (`on_over_budget` = `refuse`) or picks the highest rate of 1, 0.5, 0.25 frames/s that fits
+   (`degrade`); the sampler runs at the rate it picks, and `pipeline_runs` records the plan.
 3. `sample_frames` (Spark) - decodes each stored video in the executors, keeps N frames per
    second of presentation time; each decode runs in a child process with a memory cap and a
    hard time limit (`PERCOLATE_DECODE_*`), and unusable videos get a reason code (the
@@ -102,6 +109,10 @@ def job(name: str) -> str:
                                                  "PERCOLATE_DECODE_TIME_LIMIT_S, 300)"),
         "dry_run": Param(False, type="boolean",
                          description="only print the estimate for the date; write nothing"),
+        "budget_usd": Param(None, type=["null", "number"], minimum=0,
+                            description="the most the run may cost (USD, estimated before sampling); unset: no limit"),
+        "on_over_budget": Param("refuse", type="string", enum=["refuse", "degrade"],
+                                description="over budget: fail before any Spark job, or sample at a lower rate"),
     },
 )
 def percolate_nightly():
@@ -179,18 +190,42 @@ def percolate_nightly():
     @task
     def resolve_models(params=None) -> dict:
         """Pin model aliases to versions for the whole run (the shipped models become
-        `production` in a registry that has none)."""
+        `production` in a registry that has none); refuse, before any Spark job, a model whose
+        stored files no longer match their sha256 or whose spec is out of bounds, and a
+        cropping heavy model paired with a prefilter without a location map."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         from percolate.io.registry import open_registry
-        from models.shipped import resolve
+        from models.admission import ModelRefused, admit_pair
         from percolate.core.settings import Settings
 
-        settings = Settings.from_env()
-        registry = open_registry(settings)
-        return {"prefilter": resolve(registry, "prefilter", params["prefilter_model"]),
-                "heavy": resolve(registry, "heavy", params["heavy_model"])}
+        registry = open_registry(Settings.from_env())
+        try:
+            return admit_pair(registry, params["prefilter_model"], params["heavy_model"])
+        except ModelRefused as exc:  # a refused model stays refused: no retries (a registry outage retries)
+            raise AirflowFailException(f"model refused: {exc}") from exc
 
-    def spark_job(task_id: str, extra_args: list[str] | None = None, **kwargs) -> SparkSubmitOperator:
-        return SparkSubmitOperator(
+    @task
+    def budget(ds=None, run_id=None, params=None, ti=None) -> dict:
+        """Estimate the day's cost; refuse the run or degrade its sampling rate when over budget."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from percolate.budget import format_plan, plan_run
+        from percolate.core.costing import OverBudgetError
+        from percolate.core.settings import Settings
+
+        try:
+            plan = plan_run(Settings.from_env(), ds, run_id, requested_fps=params.get("sample_fps"),
+                            budget_usd=params.get("budget_usd"),
+                            policy=params.get("on_over_budget") or "refuse",
+                            models=ti.xcom_pull(task_ids="resolve_models"))
+        except OverBudgetError as exc:  # over budget stays over budget: no retries
+            raise AirflowFailException(str(exc)) from exc
+        print(format_plan(plan))
+        return plan
+
+    def spark_job(task_id: str, extra_args: list[str] | None = None, **kwargs) -> GuardedSparkSubmitOperator:
+        return GuardedSparkSubmitOperator(
             task_id=task_id,
             conn_id="spark_default",
             application=job(task_id),
@@ -201,7 +236,7 @@ def percolate_nightly():
             **kwargs,
         )
 
-    sample = spark_job("sample_frames", ["--fps", "{{ params.sample_fps or '' }}",
+    sample = spark_job("sample_frames", ["--fps", "{{ ti.xcom_pull(task_ids='budget')['fps'] }}",
                                          "--time-limit-s", "{{ params.decode_time_limit_s or '' }}"],
                        doc_md="Decode stored videos; keep N frames/s by timestamp.")
     prefilter = spark_job(
@@ -230,8 +265,8 @@ def percolate_nightly():
         open_leases(settings).release(ds, run_id)
         return summary
 
-    chain(plan(), check_inputs(), resolve_models(), sample, validate_frames(), prefilter, validate_scores(), heavy,
-          validate_predictions(), publish, report())
+    chain(plan(), check_inputs(), resolve_models(), budget(), sample, validate_frames(), prefilter, validate_scores(),
+          heavy, validate_predictions(), publish, report())
 
 
 percolate_nightly()

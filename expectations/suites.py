@@ -21,7 +21,7 @@ INT_TYPES = [
     "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64",
 ]  # fmt: skip
 BOOL_TYPES = ["bool", "boolean"]
-DECODE_MODES = ("keyframes", "all")
+DECODE_MODES = ("keyframes", "nonref", "all")  # percolate.video.limits.DECODE_MODES
 VIDEO_STATUSES = ("ok", "quarantined")
 FRAME_KEY = ("call_id", "frame_index")
 PROVENANCE_COLUMNS = (

@@ -1,5 +1,6 @@
 """Spark job: classify only the frames that passed the prefilter with the heavy model
-(`percolate.transforms.scoring`)."""
+(`percolate.transforms.scoring`). It reads the survivors the prefilter job wrote with their
+JPEGs, never the rejected frames' pixels."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import sys
 from pyspark.sql import functions as F
 
 from jobs.common import Stopwatch, hold_lease, model_spec, new_parser
-from percolate.core.layout import FRAMES, HEAVY, PREFILTER, SAMPLE_FRAMES
+from percolate.core.layout import HEAVY, PREFILTER, SAMPLE_FRAMES, SURVIVORS
 from percolate.core.metering import job_cpu_seconds
 from percolate.core.settings import Settings
 from percolate.io.spark import get_spark
 from percolate.io.stage import open_stage, require_same_run
-from percolate.transforms.scoring import classify_frames, in_stable_batches, mark_detections, survivors
+from percolate.transforms.scoring import classify_frames, in_stable_batches, mark_detections
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,17 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     require_same_run(stage, (SAMPLE_FRAMES, PREFILTER), args.date, args.run_id)
     threshold = float(model_spec(settings, "heavy", args.model_version)["threshold"])
     spark = get_spark(f"percolate-heavy-{args.date}", settings)
-    frames = spark.read.parquet(stage.uri(SAMPLE_FRAMES, args.date, FRAMES))
-    scores = spark.read.parquet(stage.uri(PREFILTER, args.date))
-    todo = in_stable_batches(survivors(frames, scores), spark.sparkContext.defaultParallelism)
+    todo = in_stable_batches(spark.read.parquet(stage.uri(SURVIVORS, args.date)), spark.sparkContext.defaultParallelism)
     predictions = mark_detections(
         classify_frames(todo, registry_uri=settings.registry_uri, endpoint_url=settings.s3_endpoint_url,
-                        version=args.model_version, reuse_tolerance=tolerance), threshold)
-    out = stage.uri(HEAVY, args.date)
-    predictions.coalesce(1).write.mode("overwrite").parquet(out)
-    counts = spark.read.parquet(out).agg(
+                        version=args.model_version, reuse_tolerance=tolerance), threshold).persist()
+    # the counts first: they fill the cache in parallel tasks, the one-file write then reads it
+    counts = predictions.agg(
         F.count("*").alias("frames"), F.sum(F.col("is_detection").cast("int")).alias("positives"),
         F.count("reused_from").alias("reused")).first()
+    predictions.coalesce(1).write.mode("overwrite").parquet(stage.uri(HEAVY, args.date))
+    predictions.unpersist()
     runs = int(counts["frames"]) - int(counts["reused"])
     stage.write_metrics(HEAVY, args.date, {
         "run_id": args.run_id, "model_version": args.model_version, "threshold": threshold,

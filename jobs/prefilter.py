@@ -1,5 +1,6 @@
 """Spark job: score every sampled frame with the cheap high-recall prefilter
-(`percolate.transforms.scoring`)."""
+(`percolate.transforms.scoring`); write the scores, and the survivors with their JPEGs for
+the heavy job."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import sys
 from pyspark.sql import functions as F
 
 from jobs.common import Stopwatch, hold_lease, model_spec, new_parser
-from percolate.core.layout import FRAMES, PREFILTER, SAMPLE_FRAMES
+from percolate.core.layout import FRAMES, PREFILTER, SAMPLE_FRAMES, SURVIVORS
 from percolate.core.metering import job_cpu_seconds
 from percolate.core.settings import Settings
 from percolate.io.spark import get_spark
 from percolate.io.stage import open_stage, require_same_run
-from percolate.transforms.scoring import in_stable_batches, mark_passed, score_frames
+from percolate.transforms.scoring import mark_passed, score_frames, score_rows, survivor_rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,15 +28,17 @@ def main(argv: list[str] | None = None) -> int:
     require_same_run(stage, (SAMPLE_FRAMES,), args.date, args.run_id)
     threshold = float(model_spec(settings, "prefilter", args.model_version)["threshold"])
     spark = get_spark(f"percolate-prefilter-{args.date}", settings)
+    # the frames in their stored order, unshuffled (docs/tuning.md); scored once, kept for both outputs
     frames = spark.read.parquet(stage.uri(SAMPLE_FRAMES, args.date, FRAMES))
-    frames = in_stable_batches(frames, spark.sparkContext.defaultParallelism * 2)
     scored = mark_passed(score_frames(frames, registry_uri=settings.registry_uri, endpoint_url=settings.s3_endpoint_url,
-                                      version=args.model_version), threshold)
-    out = stage.uri(PREFILTER, args.date)
-    scored.coalesce(1).write.mode("overwrite").parquet(out)
-    counts = spark.read.parquet(out).agg(
+                                      version=args.model_version, survivors_at=threshold), threshold).persist()
+    # the counts first: they fill the cache in parallel tasks, the one-file writes then read it
+    counts = scored.agg(
         F.count("*").alias("frames"), F.sum(F.col("passed").cast("int")).alias("passed"),
         F.avg("prefilter_flops").alias("flops")).first()
+    score_rows(scored).coalesce(1).write.mode("overwrite").parquet(stage.uri(PREFILTER, args.date))
+    survivor_rows(scored).coalesce(1).write.mode("overwrite").parquet(stage.uri(SURVIVORS, args.date))
+    scored.unpersist()
     stage.write_metrics(PREFILTER, args.date, {
         "run_id": args.run_id, "model_version": args.model_version, "threshold": threshold,
         "frames_in": int(counts["frames"]), "frames_passed": int(counts["passed"] or 0),

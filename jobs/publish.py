@@ -19,6 +19,7 @@ import sys
 from pyspark.sql import DataFrame, functions as F
 
 from jobs.common import Stopwatch, hold_lease, model_spec, new_parser
+from percolate.budget import read_plan
 from percolate.core.layout import HEAVY, PREFILTER, PUBLISH, SAMPLE_FRAMES, VIDEOS, check_date, run_summary_path
 from percolate.core.metering import job_cpu_seconds
 from percolate.core.provenance import code_version, provenance_values
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         counts={"user_brand_rows": int(counts["rows"]), "user_brand_detections": int(counts["confirmed"] or 0)},
         provenance=provenance, cost_per_core_hour=settings.cost_per_core_hour,
         started_at=min(starts) if starts else None, warnings=warnings, validation=validation,
-        publish_id=publish_id)
+        publish_id=publish_id, plan=read_plan(stage, args.date))
     warehouse.write("pipeline_runs", spark.createDataFrame([row], spark_schema(WAREHOUSE["pipeline_runs"])),
                     args.date, publish_id)
     # publish: one commit, if no other run took the date meanwhile

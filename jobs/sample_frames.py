@@ -14,7 +14,8 @@ from percolate.io.manifest import read_manifest
 from percolate.io.spark import get_spark
 from percolate.io.stage import open_stage
 from percolate.io.store import open_store
-from percolate.transforms.sampling import frames_of, manifest_frame, outcomes_of, sample_videos, sampling_figures
+from percolate.transforms.sampling import (CPU_STEPS, cpu_steps_accumulator, frames_of, manifest_frame, outcomes_of,
+                                          sample_videos, sampling_figures)
 from percolate.video.limits import DecodeLimits
 
 
@@ -43,10 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     stage = open_stage(settings, args.run_id)
     spark = get_spark(f"percolate-sample-frames-{args.date}", settings)
     manifest = read_manifest(open_store(settings.store_uri, settings.s3_endpoint_url), args.date)
+    cpu_steps = cpu_steps_accumulator(spark)
     sampled = sample_videos(
         manifest_frame(spark, manifest), store_uri=settings.store_uri, endpoint_url=settings.s3_endpoint_url,
         fps=sampler.fps, max_side=sampler.max_side, jpeg_quality=sampler.jpeg_quality,
-        limits=DecodeLimits(**sampler.decode_limits()), isolated=sampler.isolated,
+        limits=DecodeLimits(**sampler.decode_limits()), isolated=sampler.isolated, cpu_steps=cpu_steps,
     ).persist()
     frames_of(sampled).coalesce(max(1, min(len(manifest) // 8, 16))).write.mode("overwrite").parquet(
         stage.uri(args.output_stage, args.date, FRAMES))
@@ -57,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     stage.write_metrics(args.output_stage, args.date, {
         "run_id": args.run_id, **figures, "sampler": sampler.provenance(figures["decode_modes"]),
         "cpu_s": job_cpu_seconds(), "wall_s": watch.seconds, "started_at": watch.started_at,
+        # inside the decoders (video.limits.VideoInfo): demux+decode, yuv->rgb+resize, JPEG encode
+        "decode_step_cpu_s": {step: round(v, 4) for step, v in zip(CPU_STEPS, cpu_steps.value)},
     })
     print(f"[percolate] sampled {figures['sampled_frames']} frames from {figures['videos_ok']}/{figures['videos']} "
           f"videos for {args.date} in {watch.seconds:.1f}s", flush=True)

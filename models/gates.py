@@ -88,6 +88,9 @@ def summarize(result: dict) -> dict:
         # CPU seconds of the model stages per sampled frame (decoding is the same for any model)
         "model_cpu_s_per_frame": model_cpu_per_frame(pooled),
         "report": result.get("report"),  # the evaluation's HTML page: its PR curves
+        # user-day precision and recall per sampling rate (workflows.rate_recall): the nightly
+        # budget step's expected recall at the rate it picks
+        "recall_by_rate": pooled.get("recall_by_rate") or {},
     }
 
 

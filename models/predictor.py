@@ -3,7 +3,8 @@
 The Spark jobs (through `percolate.inference`), calibration and training all score frames
 through a `Predictor`, so a threshold is calibrated on exactly the numbers the pipeline
 computes. Inputs are decoded once (`decode_inputs`, uint8) and then normalised and run in
-batches of `BATCH` frames.
+batches of `BATCH` frames, or of the `batch` the caller passes (the Spark workers pass the
+measured sizes of `percolate.core.tuning`).
 """
 
 from __future__ import annotations
@@ -65,15 +66,15 @@ class Predictor:
         around `centers`, (N, 2) x/y in [0, 1], when the model's input crops)."""
         return decode_batch(jpegs, self.input, centers)
 
-    def predict_inputs(self, inputs: np.ndarray) -> np.ndarray:
-        """Inputs from `decode_inputs` -> probabilities (see predict_tensor)."""
-        parts = [self.predict_tensor(to_tensor(inputs[i:i + BATCH], self.input))
-                 for i in range(0, len(inputs), BATCH)]
+    def predict_inputs(self, inputs: np.ndarray, batch: int = BATCH) -> np.ndarray:
+        """Inputs from `decode_inputs` -> probabilities (see predict_tensor), `batch` frames per pass."""
+        parts = [self.predict_tensor(to_tensor(inputs[i:i + batch], self.input))
+                 for i in range(0, len(inputs), batch)]
         if not parts:
             return np.zeros((0,) if self.role == "prefilter" else (0, len(self.class_names) + 1), np.float32)
         return np.concatenate(parts, axis=0)
 
-    def locate_inputs(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def locate_inputs(self, inputs: np.ndarray, batch: int = BATCH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Prefilter scores (N,), where in the frame they peak ((N, 2), x/y in [0, 1]), and the
         FLOPs spent on each frame (N,): less than the spec's `flops_per_frame` on frames an
         early-exit ensemble stops after its first member; NaN when the spec does not know.
@@ -81,15 +82,15 @@ class Predictor:
         A model without a location map gives the frame centre.
         """
         if not self.localizes:
-            scores = self.predict_inputs(inputs)
+            scores = self.predict_inputs(inputs, batch)
             return scores, np.full((len(scores), 2), 0.5, dtype=np.float32), self._frame_flops(None, len(scores))
         from models.prefilter import map_peaks
 
         scores, centers, opened = [], [], []
         gated = hasattr(self.module, "gated_logit_map")
         with torch.inference_mode():
-            for i in range(0, len(inputs), BATCH):
-                x = to_tensor(inputs[i:i + BATCH], self.input)
+            for i in range(0, len(inputs), batch):
+                x = to_tensor(inputs[i:i + batch], self.input)
                 maps, is_open = self.module.gated_logit_map(x) if gated else (self.module.logit_map(x), None)
                 peak, where = map_peaks(maps)
                 scores.append(torch.sigmoid(peak).numpy())

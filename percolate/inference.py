@@ -1,5 +1,6 @@
 """Model inference inside Spark's Python workers: each model loads once per worker, not per
-batch, and scores pandas batches through `models.predictor.Predictor`."""
+batch, and scores pandas batches through `models.predictor.Predictor`, with the thread count
+and forward batch sizes of `percolate.core.tuning`."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
+from percolate.core import tuning
+
 _MODELS: dict[tuple, object] = {}
 
 
-def pin_torch_threads(threads: int = 1) -> None:
+def pin_torch_threads(threads: int = tuning.TORCH_THREADS) -> None:
     """One intra-op thread per Spark task: the tasks already fill the cores."""
     import torch
 
@@ -30,30 +33,38 @@ def load_model(registry_uri: str, endpoint_url: str | None, role: str, version: 
         from models.registry import ModelRegistry
         from percolate.io.store import open_store
 
-        pin_torch_threads(1)
+        pin_torch_threads()
         _MODELS[key] = ModelRegistry(open_store(registry_uri, endpoint_url)).load(role, version)
     return _MODELS[key]
 
 
 def prefilter_batches(batches: Iterator, registry_uri: str, endpoint_url: str | None,
-                      version: str, keep: list[str]) -> Iterator:
+                      version: str, keep: list[str], survivors_at: float | None = None) -> Iterator:
     """Adds `prefilter_score`, where it peaks (`loc_x`, `loc_y` in [0, 1]) and the FLOPs the
-    model spent on the frame (`prefilter_flops`, null when its spec does not say); drops the pixels."""
+    model spent on the frame (`prefilter_flops`, null when its spec does not say); drops the pixels.
+
+    With `survivors_at` (the threshold) it also keeps `jpeg` of the frames scoring at least
+    that (null for the others), so the heavy stage reads the survivors' pixels alone.
+    """
     model = None
     for batch in batches:
         if model is None:
             model = load_model(registry_uri, endpoint_url, "prefilter", version)
-        scores, centers, flops = model.locate_inputs(model.decode_inputs(list(batch["jpeg"])))
+        scores, centers, flops = model.locate_inputs(model.decode_inputs(list(batch["jpeg"])),
+                                                     tuning.PREFILTER_FORWARD_BATCH)
         out = batch[keep].copy()
         out["prefilter_score"] = np.asarray(scores, dtype=np.float64).reshape(-1)
         out["loc_x"] = np.asarray(centers[:, 0], dtype=np.float64)
         out["loc_y"] = np.asarray(centers[:, 1], dtype=np.float64)
         out["prefilter_flops"] = pd.array(np.round(flops), dtype="Int64")
+        if survivors_at is not None:
+            out["jpeg"] = batch["jpeg"].where(out["prefilter_score"].to_numpy() >= float(survivors_at), None)
         yield out
 
 
 def heavy_batches(batches: Iterator, registry_uri: str, endpoint_url: str | None,
-                  version: str, keep: list[str], reuse_tolerance: float, chunk: int = 256) -> Iterator:
+                  version: str, keep: list[str], reuse_tolerance: float,
+                  chunk: int = tuning.HEAVY_CHUNK) -> Iterator:
     """Adds the heavy model's best class, its probability, the `none` probability, and
     `reused_from`: the frame of the same call whose output was reused (see models.reuse),
     or null when the model ran on this frame.
@@ -91,7 +102,7 @@ def classify_chunk(model, reuse, batch: pd.DataFrame, keep: list[str]) -> pd.Dat
             ref = reuse.remember(calls[i], frames[i], inputs[i])
             run.append(i)
         refs.append(ref)
-    probs_run = np.asarray(model.predict_inputs(inputs[run]), dtype=np.float64)
+    probs_run = np.asarray(model.predict_inputs(inputs[run], tuning.HEAVY_FORWARD_BATCH), dtype=np.float64)
     for j, i in enumerate(run):
         refs[i].output = probs_run[j]
     probs = np.stack([r.output for r in refs])

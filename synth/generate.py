@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -140,23 +141,47 @@ def plan_day(date: str, calls: int, seed: int, backgrounds: str = "all", min_sec
     return {"date": date, "seed": seed, "backgrounds": backgrounds, "classes": list(BRAND_NAMES), "calls": out}
 
 
+@dataclass(frozen=True)
+class Rendition:
+    """One encoding of a rendered call: where to write it, its keyframe interval in frames
+    and its size (frames are rendered at WIDTH x HEIGHT and scaled by the encoder)."""
+
+    path: str
+    keyint: int = 30
+    width: int = WIDTH
+    height: int = HEIGHT
+
+
 def encode_call(call: dict, seed: int, path: str | Path, threads: int = 1) -> int:
     """Render one planned call and write it as H.264 mp4 (keyframe every 30 frames); returns frames."""
+    return encode_renditions(call, seed, [Rendition(str(path))], threads)
+
+
+def encode_renditions(call: dict, seed: int, renditions: list[Rendition], threads: int = 1) -> int:
+    """Render one planned call once and encode it into every rendition; returns frames."""
     import av
+    from contextlib import ExitStack
 
     n = 0
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.codec_context.gop_size = 30
-        stream.codec_context.options = {**X264_OPTIONS, "threads": str(threads)}
+    with ExitStack() as stack:
+        streams = []
+        for r in renditions:
+            container = stack.enter_context(av.open(str(r.path), "w", format="mp4"))
+            stream = container.add_stream("libx264", rate=FPS)
+            stream.width, stream.height, stream.pix_fmt = r.width, r.height, "yuv420p"
+            stream.codec_context.gop_size = r.keyint
+            stream.codec_context.options = {**X264_OPTIONS, "g": str(r.keyint), "keyint_min": str(r.keyint),
+                                            "threads": str(threads)}
+            streams.append((container, stream))
         for n, rgb in enumerate(render_call(call, seed, bgr=True), start=1):
             frame = av.VideoFrame.from_ndarray(rgb, format="bgr24")
             frame.pts = n - 1
-            for packet in stream.encode(frame):
+            for container, stream in streams:  # the encoder scales to the stream's size
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+        for container, stream in streams:
+            for packet in stream.encode():
                 container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
     return n
 
 

@@ -64,7 +64,8 @@ def pinned_models(settings: Settings, prefilter_model: str, heavy_model: str) ->
 
 
 def run_backfill(settings: Settings, dates: list[str], prefilter_model: str, heavy_model: str,
-                 max_parallel: int = 1, on_done=None, drift_before: str | None = None) -> list[dict]:
+                 max_parallel: int = 1, on_done=None, drift_before: str | None = None,
+                 params: dict | None = None) -> list[dict]:
     """Run the nightly DAG for each date (up to `max_parallel` at once); one result per date,
     in date order. `on_done(result)` is called as each date finishes.
 
@@ -81,7 +82,7 @@ def run_backfill(settings: Settings, dates: list[str], prefilter_model: str, hea
     def one(date: str) -> dict:
         try:
             summary = json.loads(run_nightly(settings, date, prefilter_model, heavy_model, progress=False,
-                                             drift_before=drift_before).read_text())
+                                             drift_before=drift_before, params=params).read_text())
             return {"date": date, "status": "success", "run_id": summary["run_id"],
                     "prefilter_version": summary.get("prefilter_version"),
                     "heavy_version": summary.get("heavy_version"),

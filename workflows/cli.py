@@ -8,14 +8,13 @@ promotion) lives in `workflows/cli_models.py`. Work goes in `workflows/<what>.py
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import re
 import sys
 from pathlib import Path
 
 from percolate.core.layout import check_date
 from percolate.core.settings import Settings
+from workflows.cli_cost import add_cost_commands
 from workflows.cli_labels import add_labels_commands
 from workflows.cli_models import add_models_commands, emit
 from workflows.cli_retrain import add_retrain_commands
@@ -40,64 +39,43 @@ def cmd_generate_day(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _call_id_for(path: Path, taken: set[str]) -> str:
-    base = re.sub(r"[^A-Za-z0-9_-]+", "-", path.stem).strip("-") or "call"
-    call_id, n = base, 1
-    while call_id in taken:
-        n += 1
-        call_id = f"{base}-{n}"
-    taken.add(call_id)
-    return call_id
-
-
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    import csv
-
-    from percolate.core.layout import video_key
-    from percolate.io.manifest import read_manifest, write_manifest
     from percolate.io.store import open_store
+    from workflows.ingest import IngestError, ingest, read_users
 
-    with open(args.users, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if not {"file", "user_id"} <= set(reader.fieldnames or []):
-            raise SystemExit(f"{args.users}: want columns file,user_id; has {reader.fieldnames}")
-        users = {row["file"].strip(): row["user_id"].strip() for row in reader}
-    files = [Path(f) for f in args.files]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise SystemExit(f"no such file: {', '.join(missing)}")
-
-    def user_of(path: Path) -> str | None:
-        return users.get(str(path)) or users.get(path.name) or users.get(str(path.resolve()))
-
-    unknown = [str(f) for f in files if not user_of(f)]
-    if unknown:
-        raise SystemExit(f"{args.users} gives no user_id for: {', '.join(unknown)}")
-    store = open_store(settings.store_uri, settings.s3_endpoint_url)
     try:
-        existing = {r["call_id"]: r for r in read_manifest(store, args.date)}
-    except ValueError:
-        existing = {}
-    taken, ingested = set(existing), []
-    for path in files:
-        call_id = _call_id_for(path, taken)
-        key = video_key(args.date, call_id, path.suffix or ".mp4")
-        store.put_file(key, path)
-        row = {"call_id": call_id, "user_id": user_of(path), "video_key": key, "size_bytes": path.stat().st_size}
-        existing[call_id] = row
-        ingested.append(dict(row, file=str(path)))
-    write_manifest(store, args.date, list(existing.values()))
-    emit(args, {"date": args.date, "ingested": ingested, "manifest_calls": len(existing)},
-         "\n".join(f"{r['file']} -> {r['video_key']} (user {r['user_id']})" for r in ingested)
-         + f"\n{len(ingested)} files ingested; the manifest for {args.date} now has {len(existing)} calls")
+        result = ingest(open_store(settings.store_uri, settings.s3_endpoint_url), args.date,
+                        [Path(f) for f in args.files], read_users(args.users))
+    except IngestError as exc:
+        raise SystemExit(str(exc)) from exc
+    done = result["ingested"]
+    emit(args, result,
+         "\n".join(f"{r['file']} -> {r['video_key']} (user {r['user_id']}{'' if r['new'] else ', already there'})"
+                   for r in done)
+         + f"\n{sum(r['new'] for r in done)} files ingested, {sum(not r['new'] for r in done)} already there; "
+           f"the manifest for {args.date} now has {result['manifest_calls']} calls")
     return 0
+
+
+def budget_params(args: argparse.Namespace) -> dict:
+    """The DAG's budget params from `--budget-usd` and `--on-over-budget`."""
+    return {"budget_usd": args.budget_usd, "on_over_budget": args.on_over_budget}
+
+
+def add_budget_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget-usd", type=float, default=None,
+                   help="the most a date's run may cost, estimated before sampling (default: no limit)")
+    p.add_argument("--on-over-budget", choices=["refuse", "degrade"], default="refuse",
+                   help="over budget: fail before any Spark job, or sample at the highest of 1, 0.5, 0.25 "
+                        "frames/s that fits (docs/operations.md)")
 
 
 def cmd_nightly(args: argparse.Namespace, settings: Settings) -> int:
     from workflows.launch import run_nightly
     from percolate.report import format_funnel
 
-    summary_path = run_nightly(settings, args.date, args.prefilter_model, args.heavy_model)
+    summary_path = run_nightly(settings, args.date, args.prefilter_model, args.heavy_model,
+                               params=budget_params(args))
     summary = json.loads(summary_path.read_text())
     emit(args, summary, format_funnel(summary))
     return 0
@@ -127,7 +105,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
             progress.write(say_result(result), file=sys.stderr)
             progress.update(1)
         results = run_backfill(settings, dates, args.prefilter_model, args.heavy_model, parallel, done,
-                               drift_before=args.start)
+                               drift_before=args.start, params=budget_params(args))
     failed = [r["date"] for r in results if r["status"] != "success"]
     emit(args, {"dates": results, "failed": failed},
          f"{len(results) - len(failed)} of {len(results)} dates published"
@@ -267,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", required=True, type=check_date)
     p.add_argument("--prefilter-model", default="production", help="alias or version")
     p.add_argument("--heavy-model", default="production", help="alias or version")
+    add_budget_flags(p)
 
     p = command("backfill", cmd_backfill, "Run the nightly DAG over a range of dates (the same DAG, one run "
                                           "per date), or estimate what that costs with --dry-run.")
@@ -276,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heavy-model", default="production", help="alias or version")
     p.add_argument("--only-failed", action="store_true", help="only the dates whose last run failed or is missing")
     p.add_argument("--max-parallel", type=int, default=1, help="dates at once (needs the shared metastore)")
+    add_budget_flags(p)
     p.add_argument("--dry-run", action="store_true",
                    help="print per date the videos, hours, frames, heavy-model frames, CPU and cost; write nothing")
 
@@ -337,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_retrain_commands(sub)
     add_labels_commands(sub)
     add_models_commands(sub)
+    add_cost_commands(sub)
     return parser
 
 

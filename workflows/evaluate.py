@@ -115,6 +115,22 @@ def score(table: pd.DataFrame, daily: pd.DataFrame, class_names: list[str], summ
     return result
 
 
+def sampled_fps(summary: dict) -> float:
+    """The rate a day's run sampled at (its provenance)."""
+    return float(json.loads(summary.get("sampler") or "{}").get("fps") or 1.0)
+
+
+def rate_figures(table: pd.DataFrame, classes: list[str], heavy_spec: dict, rates: set[float]) -> dict:
+    """User-day precision and recall per ladder rate, from the frames sampled at the days' one
+    rate ({} when the days ran at different rates)."""
+    from workflows.rate_recall import recall_by_rate
+    from workflows.scoring import true_user_brands
+
+    if len(rates) != 1:
+        return {}
+    return recall_by_rate(table, true_user_brands(table), heavy_spec["aggregation"], classes, next(iter(rates)))
+
+
 def _pool(days: list[dict]) -> dict:
     """Sum the run summaries of several days (CPU, video, cost)."""
     keys = [f"cpu_s_{s}" for s in ("sample_frames", "prefilter", "heavy", "publish", "total")]
@@ -158,6 +174,10 @@ def evaluate(settings: Settings, dates: list[str], *, prefilter: str = "producti
     pooled_daily = pd.concat([d["daily"].assign(user_id=d["date"] + "/" + d["daily"]["user_id"].astype(str))
                               for d in days], ignore_index=True)
     pooled = score(pooled_table, pooled_daily, classes, _pool(days), *flops)
+    rates = {sampled_fps(d["summary"]) for d in days}
+    for d in days:  # what a lower sampling rate would have cost in recall (workflows.rate_recall)
+        d["result"]["recall_by_rate"] = rate_figures(d["table"], classes, hv_spec, rates)
+    pooled["recall_by_rate"] = rate_figures(pooled_table, classes, hv_spec, rates)
     out = {
         "dates": list(dates),
         "models": {"prefilter": {k: pf_spec.get(k) for k in ("version", "threshold", "flops_per_frame")},
@@ -216,6 +236,10 @@ def format_result(out: dict) -> str:
     cpu = p["cpu_s"]
     lines.append("CPU seconds (all days): " + ", ".join(f"{k} {v:.0f}" for k, v in cpu.items())
                  + f"; {p['video_hours']:.2f} h of video, ${float(p['estimated_cost_usd'] or 0):.4f}")
+    if p.get("recall_by_rate"):
+        from workflows.rate_recall import format_rates
+
+        lines.append(format_rates(p["recall_by_rate"]))
     t = p["targets"]
     lines.append("Targets (pooled): " + ", ".join(
         f"{k} {v['value']} {v['target']} {'met' if v['met'] else 'MISSED'}" for k, v in t.items() if k != "all_met"))

@@ -20,7 +20,7 @@ from percolate.core.settings import Settings
 from workflows.progress import bar
 
 REPO = Path(__file__).resolve().parents[1]
-NIGHTLY_TASKS = 11  # tasks of percolate_nightly: the progress bar's length
+NIGHTLY_TASKS = 12  # tasks of percolate_nightly: the progress bar's length
 
 
 def bin_dir() -> Path:
@@ -104,14 +104,16 @@ def tail(path: Path, lines: int = 60) -> str:
 
 
 def run_nightly(settings: Settings, date: str, prefilter_model: str = "production",
-                heavy_model: str = "production", progress: bool = True, drift_before: str = "") -> Path:
+                heavy_model: str = "production", progress: bool = True, drift_before: str = "",
+                params: dict | None = None) -> Path:
     """Run the nightly DAG through Airflow (`airflow dags test`) for `date`; raise on failure.
-    The date's outcome is recorded either way (`percolate.core.layout.run_outcome_path`)."""
+    The date's outcome is recorded either way (`percolate.core.layout.run_outcome_path`).
+    `params`: more of the DAG's params (`budget_usd`, `on_over_budget`)."""
     env = base_env(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
     ensure_airflow_db(settings, env)
     conf = json.dumps({"prefilter_model": prefilter_model, "heavy_model": heavy_model,
-                       "drift_reference_before": drift_before})
+                       "drift_reference_before": drift_before, **(params or {})})
     log_path = settings.logs_dir / f"nightly-{date}.log"
     summary = run_summary_path(settings.reports_dir, date)
     summary.unlink(missing_ok=True)  # written by this run's publish, or absent
@@ -175,7 +177,8 @@ def spark_submit_cmd(settings: Settings, job: str, args: list[str]) -> list[str]
 def spark_submit(settings: Settings, job: str, args: list[str], log_name: str) -> None:
     """Run one Spark job with spark-submit on the configured master; raise on failure."""
     env = base_env(settings)
-    cmd = spark_submit_cmd(settings, job, args)
+    # under the guard: if this process dies, spark-submit and its workers stop too (percolate.orphan_guard)
+    cmd = [sys.executable, "-m", "percolate.orphan_guard", "--", *spark_submit_cmd(settings, job, args)]
     log_path = settings.logs_dir / f"{log_name}.log"
     settings.home.mkdir(parents=True, exist_ok=True)
     rc = run_logged(cmd, env, settings.home, log_path)

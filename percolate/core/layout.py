@@ -22,6 +22,8 @@ STAGES = (SAMPLE_FRAMES, PREFILTER, HEAVY, PUBLISH)
 TRAINING = "training"  # the sampling job's output for training days
 # parts of the sampling stage's output
 FRAMES, VIDEOS = "frames", "videos"
+# the prefilter job's second output: the frames that passed, with their JPEGs (the heavy job's input)
+SURVIVORS = "prefilter_survivors"
 
 
 def check_date(date: str) -> str:

@@ -88,7 +88,11 @@ WAREHOUSE: dict[str, Columns] = {
         c for c in PROVENANCE if c.name != "run_id") + _cols("publish_id string") + _cols(
         # added later: at the end, so an earlier version's table gets them (Warehouse.ensure_tables)
         "audit_drawn int, audit_labelled_frames int, audit_days int, prefilter_recall_estimate double, "
-        "prefilter_recall_low double, prefilter_recall_high double, prefilter_recall_bound double"),
+        "prefilter_recall_low double, prefilter_recall_high double, prefilter_recall_bound double") + _cols(
+        # the budget step (percolate.budget): the estimate before sampling, the budget, the policy,
+        # the rate the run sampled at and the user-day recall expected there
+        "cost_estimate_usd double, budget_usd double, on_over_budget string, sample_fps double, "
+        "expected_recall double"),
     # The audit sample (percolate.transforms.audit): frames set aside for people to label, each
     # with the probability it was drawn with and its stratum's size.
     "audit_frames": _cols(
@@ -153,7 +157,7 @@ COLUMN_COMMENTS: dict[str, str] = {
     "frame_index": "index of the sampled frame within its call", "ts_ms": "frame timestamp, ms from call start",
     "prefilter_score": "prefilter score (higher: more likely a brand)",
     "loc_x": "prefilter's location estimate, x in [0, 1]", "loc_y": "prefilter's location estimate, y in [0, 1]",
-    "decode_mode": "how frames were decoded (keyframes only, or all frames)",
+    "decode_mode": "what was decoded: keyframes only, every frame but the non-reference ones not sampled (nonref), or all",
     "label": "heavy model's best class", "score": "heavy model's probability of label",
     "none_score": "heavy model's probability of no brand",
     "reused_from": "frame of the same call whose output was reused (input unchanged); null: the model ran",
@@ -202,6 +206,10 @@ COLUMN_COMMENTS: dict[str, str] = {
     "prefilter_recall_estimate": "the prefilter's recall estimated from the labelled audit sample",
     "prefilter_recall_low": "lower end of its 95% interval", "prefilter_recall_high": "upper end of its 95% interval",
     "prefilter_recall_bound": "the recall lower bound the prefilter was calibrated to",
+    "cost_estimate_usd": "the run's cost estimated before sampling, at the rate it ran at (USD)",
+    "budget_usd": "the run's budget (USD); null: none", "on_over_budget": "refuse or degrade (a lower rate)",
+    "sample_fps": "frames sampled per second of video in this run",
+    "expected_recall": "user-day recall the production models' latest evaluation measured at sample_fps; null: none",
     "retrain_date": "the date the retrain ran as of (labels known by then)",
     "role": "champion (production when the retrain started) or challenger",
     "evaluation_dates": "the held-out days both pairs were evaluated on (JSON)",

@@ -7,6 +7,7 @@ import sys
 from urllib.parse import unquote, urlsplit
 from typing import TYPE_CHECKING
 
+from percolate.core import tuning
 from percolate.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,10 +30,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.sources.partitionOverwriteMode": "static",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
-        # Frames carry ~30 KB of JPEG each: small Arrow batches keep worker memory flat.
-        "spark.sql.execution.arrow.maxRecordsPerBatch": "64",
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.python.worker.reuse": "true",
+        # Arrow batch size and Python worker reuse: measured, in percolate.core.tuning.
+        **tuning.spark_confs(),
         "spark.driver.memory": "2g",
     }
 

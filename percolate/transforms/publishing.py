@@ -72,11 +72,12 @@ def build_calls(outcomes: DataFrame, frame_predictions: DataFrame, run_id: str, 
 
 def build_run_row(*, metrics: dict[str, dict], counts: dict, provenance: dict, cost_per_core_hour: float,
                   started_at, warnings: list[str], validation: dict | None = None,
-                  publish_id: str | None = None, audit: dict | None = None) -> dict:
+                  publish_id: str | None = None, audit: dict | None = None, plan: dict | None = None) -> dict:
     """The `pipeline_runs` row: the funnel, CPU per stage, cost, provenance, the audit sample
-    and the prefilter's recall estimated from it (`percolate.transforms.audit`), and the publish
-    whose rows it makes visible (`percolate.io.warehouse`)."""
-    audit = audit or {}
+    and the prefilter's recall estimated from it (`percolate.transforms.audit`), the budget
+    step's plan (`percolate.budget`) and the publish whose rows it makes visible
+    (`percolate.io.warehouse`)."""
+    audit, plan = audit or {}, plan or {}
     cpu = {stage: float(metrics[stage].get("cpu_s") or 0.0) for stage in STAGES}
     total = round(sum(cpu.values()), 3)
     cost = total / 3600.0 * cost_per_core_hour
@@ -102,6 +103,9 @@ def build_run_row(*, metrics: dict[str, dict], counts: dict, provenance: dict, c
         "audit_days": audit.get("days"), "prefilter_recall_estimate": audit.get("estimate"),
         "prefilter_recall_low": audit.get("low"), "prefilter_recall_high": audit.get("high"),
         "prefilter_recall_bound": audit.get("bound"),
+        "cost_estimate_usd": plan.get("estimated_cost_usd"), "budget_usd": plan.get("budget_usd"),
+        "on_over_budget": plan.get("on_over_budget"), "sample_fps": json.loads(provenance["sampler"]).get("fps"),
+        "expected_recall": plan.get("expected_recall"),
         **provenance,
         "publish_id": publish_id,
     }

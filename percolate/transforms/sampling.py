@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
+from pyspark.accumulators import AccumulatorParam
 from pyspark.sql import DataFrame, SparkSession, functions as F
 
 from percolate.core.tables import MANIFEST, SAMPLED_FRAMES, SAMPLED_ROWS, VIDEO_OUTCOMES, names, spark_schema
@@ -19,8 +20,27 @@ if TYPE_CHECKING:
     from percolate.video.limits import DecodeLimits
 
 
+CPU_STEPS = ("decode", "convert", "encode")  # the decoders' CPU split (percolate.video.limits.VideoInfo)
+
+
+class _CpuSteps(AccumulatorParam):
+    """Per-step decode CPU seconds summed over the day's videos, in the order of CPU_STEPS."""
+
+    def zero(self, value):
+        return [0.0] * len(CPU_STEPS)
+
+    def addInPlace(self, a, b):
+        return [x + y for x, y in zip(a, b)]
+
+
+def cpu_steps_accumulator(spark: SparkSession):
+    """An accumulator for `sample_videos(cpu_steps=...)`; read `.value` after the first action."""
+    return spark.sparkContext.accumulator([0.0] * len(CPU_STEPS), _CpuSteps())
+
+
 def _decode_partition(batches, store_uri: str, endpoint_url: str | None, fps: float,
-                      max_side: int, jpeg_quality: int, limits: "DecodeLimits", isolated: bool) -> Iterator:
+                      max_side: int, jpeg_quality: int, limits: "DecodeLimits", isolated: bool,
+                      cpu_steps=None) -> Iterator:
     import resource
     import time
 
@@ -47,6 +67,8 @@ def _decode_partition(batches, store_uri: str, endpoint_url: str | None, fps: fl
             outcome = dict(base, row_kind="video", status="ok")
             rows = []
             try:
+                if not (video["user_id"] or "").strip():
+                    raise VideoRejected("missing_user", "the manifest names no user for this call")
                 if not store.exists(video["video_key"]):
                     raise VideoRejected("missing_file", f"no object at {video['video_key']}")
                 with store.local_copy(video["video_key"]) as path:
@@ -56,6 +78,8 @@ def _decode_partition(batches, store_uri: str, endpoint_url: str | None, fps: fl
                              width=f.width, height=f.height, jpeg=f.jpeg, jpeg_bytes=len(f.jpeg),
                              decode_mode=info.decode_mode)
                         for f in frames]
+                if cpu_steps is not None:
+                    cpu_steps.add([info.decode_cpu_s, info.convert_cpu_s, info.encode_cpu_s])
                 outcome.update(duration_s=info.duration_s, width=info.width, height=info.height,
                                codec=info.codec, decode_mode=info.decode_mode,
                                decode_errors=info.errors, frames=len(frames))
@@ -74,15 +98,18 @@ def _decode_partition(batches, store_uri: str, endpoint_url: str | None, fps: fl
 
 
 def sample_videos(manifest: DataFrame, *, store_uri: str, endpoint_url: str | None, fps: float,
-                  max_side: int, jpeg_quality: int, limits: "DecodeLimits", isolated: bool = True) -> DataFrame:
+                  max_side: int, jpeg_quality: int, limits: "DecodeLimits", isolated: bool = True,
+                  cpu_steps=None) -> DataFrame:
     """Manifest rows -> sampled frame rows and one outcome row per video (`row_kind`).
 
     `limits` bound each video's decode; `isolated` runs each decode in a forked child
-    that is killed at the time limit and capped in memory.
+    that is killed at the time limit and capped in memory. `cpu_steps`
+    (`cpu_steps_accumulator`) sums the decoders' CPU by step: compute the result once
+    (persist it), or the sums count every recomputation.
     """
     return manifest.mapInArrow(
         lambda batches: _decode_partition(batches, store_uri, endpoint_url, fps, max_side,
-                                          jpeg_quality, limits, isolated),
+                                          jpeg_quality, limits, isolated, cpu_steps),
         spark_schema(SAMPLED_ROWS),
     )
 

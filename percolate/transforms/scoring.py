@@ -1,30 +1,61 @@
 """Sampled frames -> prefilter scores -> heavy-model predictions for the frames that pass.
 
 The models run inside the executors' Python workers (`percolate.inference`), loaded once
-per worker from the registry by version.
+per worker from the registry by version. The prefilter job hands the heavy job its
+survivors with their pixels (`survivor_rows`), so the heavy job never reads the JPEGs of the
+frames the prefilter rejected (docs/tuning.md).
 """
 
 from __future__ import annotations
 
 from pyspark.sql import DataFrame, functions as F
 
-from percolate.core.tables import HEAVY_INPUT_KEYS, HEAVY_OUTPUT, FRAME_KEY, PREFILTER_OUTPUT, names, spark_schema
+from percolate.core.tables import (HEAVY_INPUT_KEYS, HEAVY_OUTPUT, FRAME_KEY, PREFILTER_OUTPUT, PREFILTER_SCORES,
+                                   SAMPLED_FRAMES, names, spark_schema)
+
+# What the prefilter's workers return when they keep the survivors' pixels: the scores, and
+# the sampled frame's decode mode and JPEG (null for a frame under the threshold).
+_PIXELS = tuple(c for c in SAMPLED_FRAMES if c.name in ("decode_mode", "jpeg"))
+PREFILTER_WITH_PIXELS = PREFILTER_OUTPUT + _PIXELS
 
 
 def in_stable_batches(df: DataFrame, partitions: int) -> DataFrame:
     """Hash partitions sorted by key: the same frames meet in the same model batches on
     every run, so reruns give bit-identical scores; each call's frames come together and
-    in order (what the heavy model's reuse of unchanged inputs needs)."""
+    in order (what the heavy model's reuse of unchanged inputs needs).
+
+    The nightly prefilter does without it (the shuffle of every frame's JPEG cost ~0.45
+    CPU-ms a frame, docs/tuning.md): it scores the sampled frames' files in their stored
+    order, the same batches on every retry of a run; the prefilter's scores do not depend
+    on batch composition beyond ~1e-8."""
     return df.repartition(max(2, partitions), "call_id").sortWithinPartitions("call_id", "frame_index")
 
 
-def score_frames(frames: DataFrame, *, registry_uri: str, endpoint_url: str | None, version: str) -> DataFrame:
-    """Frames (with jpeg) -> one row per frame: prefilter score, where it peaks, FLOPs spent."""
+def score_frames(frames: DataFrame, *, registry_uri: str, endpoint_url: str | None, version: str,
+                 survivors_at: float | None = None) -> DataFrame:
+    """Frames (with jpeg) -> one row per frame: prefilter score, where it peaks, FLOPs spent.
+
+    With `survivors_at` (the threshold) the rows also carry `decode_mode` and, for the frames
+    scoring at least that, `jpeg` (`PREFILTER_WITH_PIXELS`; see `survivor_rows`)."""
     from percolate.inference import prefilter_batches
 
-    keys = names(FRAME_KEY)
-    return frames.mapInPandas(lambda it: prefilter_batches(it, registry_uri, endpoint_url, version, keys),
-                              spark_schema(PREFILTER_OUTPUT))
+    if survivors_at is None:
+        keys, schema = names(FRAME_KEY), PREFILTER_OUTPUT
+    else:
+        keys, schema = names(FRAME_KEY) + ["decode_mode"], PREFILTER_WITH_PIXELS
+    return frames.mapInPandas(lambda it: prefilter_batches(it, registry_uri, endpoint_url, version, keys, survivors_at),
+                              spark_schema(schema))
+
+
+def score_rows(scored: DataFrame) -> DataFrame:
+    """The prefilter's hand-over (`PREFILTER_SCORES`) from `mark_passed(score_frames(...))`."""
+    return scored.select(*names(PREFILTER_SCORES))
+
+
+def survivor_rows(scored: DataFrame) -> DataFrame:
+    """The heavy job's input from `mark_passed(score_frames(..., survivors_at=threshold))`:
+    the frames that passed, with their score, location, decode mode and JPEG."""
+    return scored.where("passed").select(*names(HEAVY_INPUT_KEYS), "jpeg")
 
 
 def mark_passed(scores: DataFrame, threshold: float) -> DataFrame:
@@ -33,7 +64,9 @@ def mark_passed(scores: DataFrame, threshold: float) -> DataFrame:
 
 
 def survivors(frames: DataFrame, scores: DataFrame) -> DataFrame:
-    """Frames whose prefilter score passed, with that score and its location attached."""
+    """Frames whose prefilter score passed, with that score and its location attached (a join
+    that reads every frame's JPEG: the shadow scoring's way; the nightly run's heavy job
+    reads `survivor_rows` instead)."""
     passed = scores.where("passed").select("call_id", "frame_index", "prefilter_score", "loc_x", "loc_y")
     return frames.join(F.broadcast(passed), ["call_id", "frame_index"], "inner")
 

@@ -21,17 +21,33 @@ Decode modes
   (which also runs with `skip_frame="NONKEY"`), and only the FIRST keyframe of each
   bucket: a keyframe whose bucket already has a sample is never decoded.  Buckets that
   contain frames but no keyframe produce no sample in this mode.
+* `"nonref"`: decode every reference frame, and a non-reference frame only when it is
+  the first frame (smallest timestamp, from the demux-only pass) of its bucket: the
+  decoder runs with `skip_frame="NONREF"` except for those packets.  Nothing refers
+  to a non-reference frame, so the output is exactly `"all"`'s (same frames, same
+  pixels, same timestamps) for less work where the encoder made non-reference frames
+  (B-frames that nothing refers to, temporal layers); on a stream without any it costs what
+  `"all"` costs.  A packet without a timestamp turns it into `"all"`.
 * `"auto"` (default): a cheap demux-only pass reads packet timestamps and keyframe
   flags; if every bucket that has any frame also has a keyframe, decode in
-  `"keyframes"` mode, otherwise `"all"`.  When keyframes start each bucket (e.g.
-  30 fps with GOP 30 at fps=1) both modes return the same buckets and timestamps.
+  `"keyframes"` mode, otherwise `"nonref"`.  When keyframes start each bucket (e.g.
+  30 fps with GOP 30 at fps=1) all modes return the same buckets and timestamps.
   When a keyframe lies inside a bucket but not at its start, keyframes mode returns
   that keyframe (its true `ts_ms`) instead of the bucket's very first frame.
+
+`VideoInfo.decode_mode` records what was decoded: `"keyframes"`, `"nonref"` (some
+non-reference frames were left undecoded) or `"all"` (every frame was decoded, including
+`"nonref"` on a stream that has no non-reference frame to skip).  The measured costs and
+what else was tried (skipping the loop filter, threads, `flags2=fast`, `skip_idct`) are
+in docs/sampling.md.
 
 Output frames are upright (display-matrix / `rotate` tag applied; multiples of 90
 degrees only, mirror matrices are ignored), corrected for non-square sample aspect
 ratio, downscaled so the long side is at most `max_side` (never upscaled), and
-JPEG-encoded with Pillow.
+JPEG-encoded with Pillow (`frame_format="jpeg"`), or handed over as raw RGB bytes
+(`frame_format="rgb"`: `SampledFrame.rgb`, height x width x 3, no JPEG made).
+`VideoInfo` splits the call's CPU time (`time.process_time`, so the decoding process's
+own) into decode, conversion and encoding.
 
 Safety (untrusted input)
 ------------------------
@@ -74,33 +90,32 @@ from PIL import Image
 
 from percolate.video.limits import DecodeLimits, SampledFrame, VideoInfo, VideoRejected, check_arguments
 from percolate.video.probe import (Deadline, check_duration, check_min_side, check_stream, frame_rotation_cw,
-                                   keyframes_serve_every_bucket, looks_like_playlist, open_container,
-                                   output_size)
+                                   looks_like_playlist, open_container, output_size, plan_buckets)
 
 
 def sample_video(path: str, fps: float = 1.0, max_side: int = 640, jpeg_quality: int = 90,
                  limits: DecodeLimits = DecodeLimits(), mode: str = "auto",
-                 threads: int = 1) -> tuple[VideoInfo, list[SampledFrame]]:
+                 threads: int = 1, frame_format: str = "jpeg") -> tuple[VideoInfo, list[SampledFrame]]:
     """Sample `fps` frames per second of presentation time from the video at `path`.
 
     Returns `(info, frames)`; raises `VideoRejected` for any bad file.
     """
     frames: list[SampledFrame] = []
     info = stream_video(path, frames.append, fps=fps, max_side=max_side, jpeg_quality=jpeg_quality,
-                        limits=limits, mode=mode, threads=threads)
+                        limits=limits, mode=mode, threads=threads, frame_format=frame_format)
     return info, frames
 
 
 def stream_video(path: str, sink: Callable[[SampledFrame], None], fps: float = 1.0, max_side: int = 640,
                  jpeg_quality: int = 90, limits: DecodeLimits = DecodeLimits(), mode: str = "auto",
-                 threads: int = 1) -> VideoInfo:
+                 threads: int = 1, frame_format: str = "jpeg") -> VideoInfo:
     """Like `sample_video`, but hand each frame to `sink` as soon as it is encoded.
 
     Frames come in bucket order. If `VideoRejected` is raised, the frames already handed
     over belong to a rejected video and must be discarded.
     """
-    fps_q = check_arguments(fps, mode, max_side, jpeg_quality, threads)
-    t_start = time.monotonic()
+    fps_q = check_arguments(fps, mode, max_side, jpeg_quality, threads, frame_format)
+    t_start, cpu_start = time.monotonic(), time.process_time()
     deadline = Deadline(limits.time_limit_s)
     path = os.fspath(path)
     st = os.stat(path)  # missing file -> FileNotFoundError (not a bad video)
@@ -114,8 +129,8 @@ def stream_video(path: str, sink: Callable[[SampledFrame], None], fps: float = 1
         container = open_container(path, head, limits)
         try:
             run = _Sampling(container, path, head, fps_q, int(max_side), int(jpeg_quality), limits, mode,
-                            int(threads), deadline, sink)
-            return run.info(time.monotonic() - t_start)
+                            int(threads), deadline, sink, frame_format)
+            return run.info(time.monotonic() - t_start, time.process_time() - cpu_start)
         finally:
             container.close()
     except (VideoRejected, FileNotFoundError, PermissionError, IsADirectoryError):
@@ -133,11 +148,13 @@ class _Sampling:
     """One pass over a video's packets: decide the decode mode, decode, keep a frame per bucket."""
 
     def __init__(self, container, path, head, fps_q, max_side, jpeg_quality, limits, mode, threads,
-                 deadline, sink):
+                 deadline, sink, frame_format):
         deadline.check()
         self.facts = check_stream(container, limits, max_side)
         self.limits, self.deadline, self.sink = limits, deadline, sink
         self.max_side, self.jpeg_quality, self.threads = max_side, jpeg_quality, threads
+        self.rgb_out = frame_format == "rgb"
+        self.convert_cpu = self.encode_cpu = self.sink_cpu = 0.0
         self.min_side = min(limits.min_side, max_side)
         # one reformatter per video: it caches the swscale context across frames (5x faster
         # than frame.reformat, which builds a new context every time)
@@ -146,17 +163,22 @@ class _Sampling:
         self.num, self.den = tb.numerator * fps_q.numerator, tb.denominator * fps_q.denominator
         self.start_pts = self.facts.stream.start_time  # may be None
         self.decode_mode = mode
-        if mode == "auto":
-            use_key, first_pts = keyframes_serve_every_bucket(path, head, limits, deadline, self.start_pts,
-                                                              self.bucket_of)
-            self.decode_mode = "keyframes" if use_key else "all"
+        self.bucket_first_pts = None  # nonref: the packets decoded even when not reference frames
+        if mode in ("auto", "nonref"):
+            plan = plan_buckets(path, head, limits, deadline, self.start_pts, self.bucket_of)
+            if mode == "auto" and plan.keyframes_serve:
+                self.decode_mode = "keyframes"
+            elif plan.bucket_first_pts is not None:
+                self.decode_mode, self.bucket_first_pts = "nonref", plan.bucket_first_pts
+            else:
+                self.decode_mode = "all"
             if self.start_pts is None:
-                self.start_pts = first_pts
+                self.start_pts = plan.first_pts
             deadline.check()
         # timestamps past the duration limit (+1 s of slack) mean the header lied
         self.max_rel_pts = (int((limits.max_duration_s + 1.0) * tb.denominator / tb.numerator)
                             if limits.max_duration_s and np.isfinite(limits.max_duration_s) else None)
-        self.n_out = self.errors = self.attempts = self.n_packets = self.n_frames = 0
+        self.n_out = self.errors = self.attempts = self.failed = self.n_packets = self.n_frames = 0
         self.first_size = self.first_rotation = None
         self.last_bucket = -1
         self.requested_bucket = -1  # keyframes mode: highest bucket whose keyframe was sent
@@ -174,6 +196,7 @@ class _Sampling:
         keyframes_only = self.decode_mode == "keyframes"
         if keyframes_only:
             cc.skip_frame = "NONKEY"
+        firsts, skipping = self.bucket_first_pts, False
         try:
             for pkt in container.demux(self.facts.stream):
                 if pkt.size == 0:
@@ -186,6 +209,10 @@ class _Sampling:
                     if pkt.is_keyframe:
                         self._decode_keyframe(cc, pkt)
                     continue
+                if firsts is not None and skipping != (pkt.pts not in firsts):
+                    # read by the decoder for each packet it is sent (one thread: synchronously)
+                    skipping = not skipping
+                    cc.skip_frame = "NONREF" if skipping else "DEFAULT"
                 self._decode(cc, pkt)
         except MemoryError:
             raise
@@ -235,6 +262,7 @@ class _Sampling:
             raise
         except av.error.FFmpegError:
             self.errors += 1
+            self.failed += 1
             return False
         for fr in frames:
             self._emit(fr)
@@ -273,10 +301,13 @@ class _Sampling:
         self.n_out += 1
         if self.first_size is None:
             self.first_size = (sample.width, sample.height)
+        c0 = time.process_time()
         self.sink(sample)
+        self.sink_cpu += time.process_time() - c0
 
     def _to_sample(self, frame, bucket: int, rel: int, rotation_cw: int) -> SampledFrame:
-        """The frame upright, at display aspect, long side at most max_side, as a JPEG."""
+        """The frame upright, at display aspect, long side at most max_side, as a JPEG or RGB."""
+        c0 = time.process_time()
         w, h = frame.width, frame.height
         check_min_side(w, h, self.facts.sar, self.max_side, self.min_side)
         tw, th = output_size(w, h, self.facts.sar, self.max_side)
@@ -288,13 +319,28 @@ class _Sampling:
         arr = rgb.to_ndarray()
         if rotation_cw:
             arr = np.ascontiguousarray(np.rot90(arr, k=-(rotation_cw // 90)))
+        ts_ms = int(round(rel * self.facts.time_base * 1000))
+        if self.rgb_out:
+            pixels = arr.tobytes()
+            self.convert_cpu += time.process_time() - c0
+            return SampledFrame(frame_index=int(bucket), ts_ms=ts_ms, width=arr.shape[1], height=arr.shape[0],
+                                jpeg=b"", rgb=pixels)
+        c1 = time.process_time()
+        self.convert_cpu += c1 - c0
         img = Image.fromarray(arr, "RGB")
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=self.jpeg_quality)
-        return SampledFrame(frame_index=int(bucket), ts_ms=int(round(rel * self.facts.time_base * 1000)),
-                            width=img.width, height=img.height, jpeg=buf.getvalue())
+        self.encode_cpu += time.process_time() - c1
+        return SampledFrame(frame_index=int(bucket), ts_ms=ts_ms, width=img.width, height=img.height,
+                            jpeg=buf.getvalue())
 
-    def info(self, elapsed_s: float) -> VideoInfo:
+    def mode_used(self) -> str:
+        if self.decode_mode != "nonref":
+            return self.decode_mode
+        # frames the decoder was sent and neither returned nor failed on: skipped non-reference frames
+        return "nonref" if self.n_frames < self.attempts - self.failed else "all"
+
+    def info(self, elapsed_s: float, cpu_s: float) -> VideoInfo:
         facts, duration_s = self.facts, self.facts.duration_s
         if duration_s is None:  # no duration in the header: from the timestamps seen
             last = self.last_pts_seen if self.last_pts_seen is not None else 0
@@ -308,11 +354,14 @@ class _Sampling:
             codec=facts.codec,
             avg_fps=facts.avg_fps,
             rotation=facts.rotation_cw if self.first_rotation is None else self.first_rotation,
-            decode_mode="keyframes" if self.decode_mode == "keyframes" else "all",
+            decode_mode=self.mode_used(),
             keyframe_interval_s=(float(self.max_key_gap * facts.time_base) if self.max_key_gap is not None else None),
             errors=self.errors,
             container=facts.container_format,
             packets=self.n_packets,
             frames_decoded=self.n_frames,
             elapsed_s=elapsed_s,
+            decode_cpu_s=max(0.0, cpu_s - self.convert_cpu - self.encode_cpu - self.sink_cpu),
+            convert_cpu_s=self.convert_cpu,
+            encode_cpu_s=self.encode_cpu,
         )

@@ -19,7 +19,9 @@ and nothing stops a decoder from allocating the machine's memory.
   without a result is `decode_crashed`; it writes no core file and dies with its parent.
 
 Sampled frames stream back through a pipe as they are encoded, in a small binary framing
-(no pickle: the parent never deserialises objects produced while parsing hostile bytes).
+(no pickle: the parent never deserialises objects produced while parsing hostile bytes);
+raw RGB frames (`frame_format="rgb"`) as another message kind, the `VideoInfo` (its CPU
+split included) as JSON.
 The result is the same `(VideoInfo, [SampledFrame])` as `sample_video`; argument
 errors raise `ValueError` and a missing file `FileNotFoundError` in the caller,
 before anything is forked. One fork per video costs about 10 ms of wall time (see
@@ -53,7 +55,7 @@ Image.preinit()  # the JPEG encoder's plugin, loaded once in the parent (a child
 HARD_KILL_GRACE_S = 1.0  # the child's own deadline check normally answers first
 
 _HEADER = struct.Struct(">cI")  # message kind, payload length
-_FRAME = struct.Struct(">iqii")  # frame_index, ts_ms, width, height; the JPEG follows
+_FRAME = struct.Struct(">iqii")  # frame_index, ts_ms, width, height; the JPEG (b"F") or RGB bytes (b"G") follow
 _EXIT_MEMORY = 86  # the child ran out of memory where it could not even report it
 _READ_CHUNK = 1 << 20
 _PR_SET_PDEATHSIG = 1
@@ -71,9 +73,10 @@ def sample_video_isolated(
     limits: DecodeLimits = DecodeLimits(),
     mode: str = "auto",
     threads: int = 1,
+    frame_format: str = "jpeg",
 ) -> tuple[VideoInfo, list[SampledFrame]]:
     """`sample_video` in a forked child with a memory cap and a hard time limit."""
-    check_arguments(fps, mode, max_side, jpeg_quality, threads)
+    check_arguments(fps, mode, max_side, jpeg_quality, threads, frame_format)
     if limits.max_memory_bytes <= 0:
         raise ValueError("max_memory_bytes must be > 0")
     path = os.fspath(path)
@@ -85,7 +88,7 @@ def sample_video_isolated(
     if pid == 0:  # child: never returns
         os.close(read_fd)
         _child(write_fd, parent, path, dict(fps=fps, max_side=max_side, jpeg_quality=jpeg_quality,
-                                    limits=limits, mode=mode, threads=threads))
+                                    limits=limits, mode=mode, threads=threads, frame_format=frame_format))
     os.close(write_fd)
     try:
         messages, timed_out = _read_all(read_fd, kill_at)
@@ -162,10 +165,13 @@ def _outcome(messages, status: int, timed_out: bool, limits: DecodeLimits):
                                               f"killed after {limits.time_limit_s + HARD_KILL_GRACE_S:g}s")
     frames: list[SampledFrame] = []
     for kind, payload in messages:
-        if kind == b"F":
+        if kind in (b"F", b"G"):
             index, ts_ms, width, height = _FRAME.unpack_from(payload)
+            data = payload[_FRAME.size:]
+            if kind == b"G" and len(data) != 3 * width * height:
+                raise RuntimeError(f"isolated child sent {len(data)} bytes for a {width}x{height} RGB frame")
             frames.append(SampledFrame(frame_index=index, ts_ms=ts_ms, width=width, height=height,
-                                       jpeg=payload[_FRAME.size:]))
+                                       jpeg=data if kind == b"F" else b"", rgb=data if kind == b"G" else None))
         elif kind == b"I":
             return VideoInfo(**json.loads(payload)), frames
         elif kind == b"R":
@@ -205,7 +211,10 @@ def _child(fd: int, parent: int, path: str, kwargs: dict) -> None:
                 view = view[os.write(fd, view):]
 
         def send_frame(f: SampledFrame) -> None:
-            send(b"F", _FRAME.pack(f.frame_index, f.ts_ms, f.width, f.height) + f.jpeg)
+            if f.rgb is None:
+                send(b"F", _FRAME.pack(f.frame_index, f.ts_ms, f.width, f.height) + f.jpeg)
+            else:
+                send(b"G", _FRAME.pack(f.frame_index, f.ts_ms, f.width, f.height) + f.rgb)
 
         def reject(reason: str, message: str) -> None:
             send(b"R", json.dumps({"reason": reason, "message": message}).encode())

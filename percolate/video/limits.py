@@ -36,16 +36,27 @@ FORBIDDEN_FORMATS = frozenset(
     {"hls", "applehttp", "dash", "concat", "image2", "tee", "sdp", "rtp", "rtsp",
      "lavfi", "mpjpeg", "smjpeg"}
 )
-MODES = ("auto", "all", "keyframes")
+MODES = ("auto", "all", "keyframes", "nonref")
+DECODE_MODES = ("keyframes", "nonref", "all")  # what `VideoInfo.decode_mode` may say, cheapest first
+FRAME_FORMATS = ("jpeg", "rgb")
 
 
 @dataclass(frozen=True)
 class SampledFrame:
     frame_index: int  # index of the sample bucket: floor((pts_seconds - start) * fps)
     ts_ms: int  # presentation time in ms from the stream start (rounded)
-    width: int  # of the stored JPEG (after upright rotation and downscale)
+    width: int  # of the stored image (after upright rotation and downscale)
     height: int
-    jpeg: bytes
+    jpeg: bytes  # the JPEG; empty when the frame was asked for as "rgb"
+    rgb: bytes | None = None  # frame_format "rgb": raw uint8 pixels, row-major height x width x 3
+
+    def pixels(self):
+        """The "rgb" frame as a read-only uint8 array of shape (height, width, 3)."""
+        import numpy as np
+
+        if self.rgb is None:
+            raise ValueError("not an rgb frame: sample with frame_format='rgb'")
+        return np.frombuffer(self.rgb, np.uint8).reshape(self.height, self.width, 3)
 
 
 @dataclass(frozen=True)
@@ -56,13 +67,20 @@ class VideoInfo:
     codec: str
     avg_fps: float | None
     rotation: int  # clockwise degrees applied to make frames upright: 0/90/180/270
-    decode_mode: str  # "keyframes" or "all"
+    decode_mode: str  # one of DECODE_MODES: what was decoded (see percolate.video.decode)
     keyframe_interval_s: float | None  # largest gap between consecutive keyframes
     errors: int = 0  # failed packets + corrupt frames (skipped)
     container: str = ""  # FFmpeg demuxer name
     packets: int = 0  # video packets demuxed in the sampling pass
     frames_decoded: int = 0  # frames that came out of the decoder
     elapsed_s: float = 0.0  # wall clock of the whole call
+    # CPU seconds of the decoding process (time.process_time), split by step: opening,
+    # probing, the demux-only pass, demux and decode; yuv->rgb + resize + rotation; JPEG
+    # encoding (0 for frame_format "rgb"). Handing frames over (the pipe, the caller's sink)
+    # is in none of them.
+    decode_cpu_s: float = 0.0
+    convert_cpu_s: float = 0.0
+    encode_cpu_s: float = 0.0
 
 
 class VideoRejected(Exception):
@@ -105,8 +123,11 @@ def fps_fraction(fps: float) -> Fraction:
     return Fraction(repr(float(fps)))
 
 
-def check_arguments(fps, mode: str, max_side: int, jpeg_quality: int, threads: int) -> Fraction:
+def check_arguments(fps, mode: str, max_side: int, jpeg_quality: int, threads: int,
+                    frame_format: str = "jpeg") -> Fraction:
     """Raise ValueError for invalid sampling arguments; return `fps` as an exact fraction."""
+    if frame_format not in FRAME_FORMATS:
+        raise ValueError(f"frame_format must be one of {FRAME_FORMATS}, got {frame_format!r}")
     if not (isinstance(fps, (int, float, Fraction)) and math.isfinite(float(fps)) and fps > 0):
         raise ValueError(f"fps must be a positive number, got {fps!r}")
     if mode not in MODES:

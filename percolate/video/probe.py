@@ -209,9 +209,18 @@ def check_duration(duration_s: float, limits: DecodeLimits) -> None:
                                                      f"[{limits.min_duration_s:g}, {limits.max_duration_s:g}]")
 
 
-def keyframes_serve_every_bucket(path, head, limits, deadline, start_pts, bucket_of) -> tuple[bool, int | None]:
-    """A demux-only pass: (True when every bucket that has a frame also has a keyframe,
-    the first timestamp when the stream gives no start time)."""
+@dataclass(frozen=True)
+class BucketPlan:
+    """What the demux-only pass learnt: which buckets keyframes serve, and each bucket's first frame."""
+
+    keyframes_serve: bool  # every bucket that has a frame also has a keyframe
+    first_pts: int | None  # the first timestamp, for a stream that gives no start time
+    # the smallest pts of each bucket; None when a packet had no pts (then nothing may be skipped)
+    bucket_first_pts: frozenset[int] | None
+
+
+def plan_buckets(path, head, limits, deadline, start_pts, bucket_of) -> BucketPlan:
+    """A demux-only pass over the video packets' timestamps and keyframe flags."""
     container = open_container(path, head, limits)
     try:
         stream = pick_video_stream(container)
@@ -232,18 +241,19 @@ def keyframes_serve_every_bucket(path, head, limits, deadline, start_pts, bucket
         except av.error.FFmpegError:
             pass  # the sampling pass will see and count this error
         if not pts_list:
-            return False, None
+            return BucketPlan(False, None, None)
         first_pts = min(p for p, _ in pts_list) if start_pts is None else start_pts
-        frame_buckets: set[int] = set()
+        first_of: dict[int, int] = {}  # bucket -> its smallest pts
         key_buckets: set[int] = set()
         for pts, key in pts_list:
             if pts - first_pts < 0:
                 continue
             b = bucket_of(pts - first_pts)
-            frame_buckets.add(b)
+            if b not in first_of or pts < first_of[b]:
+                first_of[b] = pts
             if key:
                 key_buckets.add(b)
-        use_key = (not missing_pts) and bool(key_buckets) and frame_buckets <= key_buckets
-        return use_key, first_pts
+        use_key = (not missing_pts) and bool(key_buckets) and first_of.keys() <= key_buckets
+        return BucketPlan(use_key, first_pts, None if missing_pts else frozenset(first_of.values()))
     finally:
         container.close()

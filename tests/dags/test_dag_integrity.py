@@ -39,27 +39,28 @@ def test_nightly_shape(dagbag):
     assert dag.catchup is False and dag.max_active_runs == 1
     edges = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
     assert edges == {
-        "plan": ["check_inputs"], "check_inputs": ["resolve_models"], "resolve_models": ["sample_frames"],
+        "plan": ["check_inputs"], "check_inputs": ["resolve_models"], "resolve_models": ["budget"],
+        "budget": ["sample_frames"],
         "sample_frames": ["validate_frames"], "validate_frames": ["prefilter"],
         "prefilter": ["validate_scores"], "validate_scores": ["heavy"],
         "heavy": ["validate_predictions"], "validate_predictions": ["publish"],
         "publish": ["report"], "report": [],
     }
     for task in dag.tasks:
-        if task.task_id in ("plan", "check_inputs") or task.task_id.startswith("validate_"):
+        if task.task_id in ("plan", "check_inputs", "budget") or task.task_id.startswith("validate_"):
             assert task.retries == 0, task.task_id  # bad data is not fixed by retrying
         else:
             assert task.retries >= 1, task.task_id
-    spark_tasks = [t for t in dag.tasks if t.task_type == "SparkSubmitOperator"]
+    spark_tasks = [t for t in dag.tasks if t.task_type == "GuardedSparkSubmitOperator"]  # percolate.spark_operator
     assert sorted(t.task_id for t in spark_tasks) == ["heavy", "prefilter", "publish", "sample_frames"]
     for task in spark_tasks:
         assert task._conn_id == "spark_default"
         assert task.application.endswith(f"jobs/{task.task_id}.py") and Path(task.application).is_file()
         assert "{{ ds }}" in task.application_args and "{{ run_id }}" in task.application_args
     assert set(dag.params.keys()) == {"prefilter_model", "heavy_model", "drift_reference_before", "sample_fps",
-                                      "decode_time_limit_s", "dry_run"}
+                                      "decode_time_limit_s", "dry_run", "budget_usd", "on_over_budget"}
     sample = next(t for t in spark_tasks if t.task_id == "sample_frames")
-    assert sample.application_args[-4:] == ["--fps", "{{ params.sample_fps or '' }}",
+    assert sample.application_args[-4:] == ["--fps", "{{ ti.xcom_pull(task_ids='budget')['fps'] }}",
                                             "--time-limit-s", "{{ params.decode_time_limit_s or '' }}"]
     publish = next(t for t in spark_tasks if t.task_id == "publish")
     assert publish.application_args[-2:] == ["--drift-before", "{{ params.drift_reference_before or ds }}"]

@@ -66,10 +66,15 @@ TEAS = ["green tea", "black tea", "chai"]
 
 
 class ColourPrefilter(nn.Module):
-    """One logit per frame: how red the frame is (a stand-in for someone's own prefilter)."""
+    """How red the frame is, peaking where it is reddest (a stand-in for someone's own
+    prefilter; it exports its location map, so a `--crop` heavy model may follow it)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x[:, 0] - x[:, 2]).mean(dim=(1, 2)) * 4.0 + 2.0
+        return self.logit_map(x).amax(dim=(1, 2))
+
+    @torch.jit.export
+    def logit_map(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.avg_pool2d(x[:, 0] - x[:, 2], 6) * 4.0 + 2.0  # (N, h, w)
 
 
 class TeaClassifier(nn.Module):
@@ -558,6 +563,24 @@ def test_only_failed_redoes_only_the_dates_whose_last_run_failed(env, capsys):
         assert [d["date"] for d in json.loads(capsys.readouterr().out)["dates"]] == [YESTERDAY]
     finally:
         outcome.write_text(saved)
+
+
+def test_a_run_over_its_budget_is_refused_before_any_spark_job(env, capsys):
+    """The fixture's runs recorded their plan; a date over its budget (`percolate nightly
+    --budget-usd`) fails in the `budget` task, estimated from the fixture's runs: nothing is
+    sampled, the outcome says why, the lease is free."""
+    settings, day = env.settings, "2026-05-10"
+    today = json.loads(run_summary_path(settings.reports_dir, TODAY).read_text())
+    assert today["cost_estimate_usd"] > 0 and today["sample_fps"] == 1.0
+    assert (today["budget_usd"], today["on_over_budget"], today["expected_recall"]) == (None, "refuse", None)
+    put_day(env.store, day, list(env.good.values()))
+    assert cli_main(["nightly", "--date", day, "--budget-usd", "0.00001", "--on-over-budget", "degrade"]) == 1
+    assert "over the budget of $0.000010 (degrade)" in capsys.readouterr().err
+    log = (settings.logs_dir / f"nightly-{day}.log").read_text()
+    assert "at 0.25 frames/s (rates: history " in log and "SparkSubmitHook" not in log
+    assert not Path(open_stage(settings, "any").uri("sample_frames", day)).parent.exists()
+    assert json.loads(run_outcome_path(settings.reports_dir, day).read_text())["status"] == "failed"
+    assert day not in [lease.date for lease in open_leases(settings).all()]
 
 
 # ---- last: killed publishes under a polling reader ---------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,12 @@ def test_run_row_sums_cpu_and_prices_it():
     }
     row = build_run_row(metrics=metrics, counts={"user_brand_rows": 5, "user_brand_detections": 3},
                         provenance=PROVENANCE, cost_per_core_hour=0.06, started_at=NOW,
-                        warnings=["1 videos quarantined"], publish_id="p1")
+                        warnings=["1 videos quarantined"], publish_id="p1",
+                        plan={"estimated_cost_usd": 0.002, "budget_usd": 0.01, "on_over_budget": "degrade",
+                              "fps": 0.5, "expected_recall": 0.93})
+    assert (row["cost_estimate_usd"], row["budget_usd"], row["on_over_budget"], row["expected_recall"]) == \
+        (0.002, 0.01, "degrade", 0.93)
+    assert row["sample_fps"] == json.loads(PROVENANCE["sampler"])["fps"]  # the rate the sampler recorded
     assert row["cpu_s_total"] == 60.0
     assert row["estimated_cost_usd"] == pytest.approx(60 / 3600 * 0.06)
     assert row["cost_per_video_hour_usd"] == pytest.approx(60 / 3600 * 0.06)
@@ -168,7 +174,8 @@ def test_pipeline_runs_of_an_earlier_version_gets_the_columns_added_since(spark)
 
     db = "percolate_upgrade_test"
     cols = WAREHOUSE["pipeline_runs"]
-    old = tuple(c for c in cols if not c.name.startswith(("audit_", "prefilter_recall_")))
+    budget = ("cost_estimate_usd", "budget_usd", "on_over_budget", "sample_fps", "expected_recall")
+    old = tuple(c for c in cols if not c.name.startswith(("audit_", "prefilter_recall_")) and c.name not in budget)
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {db}")
     spark.sql(f"CREATE TABLE {db}.pipeline_runs ({ddl(old)}, dt string) USING parquet PARTITIONED BY (dt)")
     spark.sql(f"INSERT INTO {db}.pipeline_runs PARTITION (dt='2026-11-01') (run_id, status) VALUES ('r0', 'success')")
@@ -177,6 +184,7 @@ def test_pipeline_runs_of_an_earlier_version_gets_the_columns_added_since(spark)
     assert table.columns == [*names(cols), "dt"]
     row = table.where("dt = '2026-11-01'").first()
     assert row.run_id == "r0" and row.prefilter_recall_estimate is None and row.audit_drawn is None
+    assert row.budget_usd is None and row.expected_recall is None
 
 
 def test_calls_has_one_row_per_video_with_its_costs(spark):

@@ -16,6 +16,7 @@ def media(tmp_path_factory):
     m["gop30"] = make_video(d / "gop30.mp4", gop=30)
     m["gop30_fast"] = make_video(d / "gop30_fast.mp4", gop=30, faststart=True)
     m["gop90"] = make_video(d / "gop90.mp4", gop=90)
+    m["gop90_b"] = make_video(d / "gop90_b.mp4", gop=90, codec_options={"bf": "3"})  # with B-frames
     m["rot90"] = make_video(d / "rot90.mp4", n=60, gop=30, rotation=-90)  # display: 90 deg clockwise
     m["short"] = make_video(d / "short.mp4", n=15, gop=30)  # 0.5 s
     m["mjpeg"] = make_video(d / "mjpeg.avi", codec="mjpeg", pix="yuvj420p", fmt="avi", n=90)

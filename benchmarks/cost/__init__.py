@@ -1,0 +1,1 @@
+"""`make bench`: the cost benchmark (benchmarks/bench_cost.py is its entry; docs/cost.md its method)."""

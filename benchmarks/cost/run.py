@@ -1,0 +1,177 @@
+"""`make bench`: every variant on the same files in one run, then the figures.
+
+Order: generate (or reuse) the days, register the shipped models when the registry has
+none (as `percolate demo` does), then per encoding the decode limit, naive (a seeded
+subset of calls, scaled per video-second), sampled only (gop1s), Percolate's nightly
+run (a tiny day first, for the fixed cost), the component micro-measurements, and the
+user-day scoring of every variant against the generated truth.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from benchmarks.cost import variants
+from benchmarks.cost.day import BENCH_DAY, TINY_DAY, DaySpec, ensure_day
+
+TALK_PRICE = 0.02  # USD per core-hour, the talk's
+TALK_VIDEO_HOURS = 4_000_000  # 1 million users x 4 hours of calls a day
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    day: DaySpec = BENCH_DAY
+    tiny: DaySpec | None = TINY_DAY  # None: no fixed/marginal split (the smoke run), all-in figures
+    naive_share: float = 0.03  # of the day's calls (at least one): naive decodes and classifies 30 frames/s
+    sampled_share: float = 1.0  # sampled only runs on every call of the gop1s encoding
+    seed: int = 18
+    component_files: int = 3  # files of each encoding the component micro-measurements use
+    encodings: tuple[str, ...] = field(default=("gop1s", "gop10s"))
+
+
+def _steps(plan: BenchPlan) -> int:
+    return 2 + len(plan.encodings) * 4 + 2
+
+
+def run_bench(root: Path, plan: BenchPlan = BenchPlan()) -> dict:
+    """Run everything under `root` (days, the benchmark's home, logs); the raw results."""
+    from workflows.progress import bar
+
+    logs = root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    raw: dict = {"plan": asdict(plan), "variants": {}}
+    with bar(_steps(plan), "make bench", "step") as progress:
+        def step(name: str):
+            progress.set_postfix_str(name)
+            progress.write(f"percolate bench: {name}")
+
+        step("generating or reusing the days")
+        day = ensure_day(root / "days", plan.day)
+        tiny = ensure_day(root / "days", plan.tiny) if plan.tiny else None
+        raw["day"], raw["tiny"] = day, tiny
+        progress.update(1)
+        env = variants.bench_env(root / "home", day["store"], root / "registry")
+        step("registering the models")
+        raw["models"] = _models(env)
+        progress.update(1)
+        calls = [v["call_id"].rsplit("-", 1)[1] for v in variants.day_videos(env, day["dates"]["gop1s"])]
+        naive_ids = variants.subset(calls, plan.naive_share, plan.seed)
+        sampled_ids = variants.subset(calls, plan.sampled_share, plan.seed)
+        for enc in plan.encodings:
+            date = day["dates"][enc]
+            ids = lambda suffixes: [f"c{date.replace('-', '')}-{s}" for s in suffixes]  # noqa: E731
+            out = raw["variants"].setdefault(enc, {"date": date})
+            step(f"{enc}: decode limit")
+            out["decode_limit"] = variants.decode_limit(env, date, logs)
+            progress.update(1)
+            step(f"{enc}: naive ({len(naive_ids)} calls, every frame)")
+            out["naive"] = variants.models_on_everything(env, date, 0, ids(naive_ids), logs, "naive")
+            progress.update(1)
+            if enc == "gop1s":
+                step("the model job's fixed cost (no videos)")
+                out["job_fixed"] = variants.models_on_everything(env, date, 1, [], logs, "job-fixed")
+                step(f"{enc}: sampled only ({len(sampled_ids)} calls)")
+                out["sampled_only"] = variants.models_on_everything(env, date, 1, ids(sampled_ids), logs,
+                                                                    "sampled-only")
+            progress.update(1)
+            step(f"{enc}: components")
+            out["components"] = _components(env, date, plan.component_files, raw["models"])
+            progress.update(1)
+        if tiny:
+            step("Percolate: the tiny day (fixed cost)")
+            tiny_env = variants.bench_env(root / "home", tiny["store"], root / "registry")
+            raw["percolate_tiny"] = variants.percolate(tiny_env, tiny["dates"]["gop1s"], logs)
+        progress.update(1)
+        for enc in plan.encodings:
+            step(f"{enc}: Percolate, the nightly DAG through Airflow")
+            raw["variants"][enc]["percolate"] = variants.percolate(env, day["dates"][enc], logs)
+        progress.update(1)
+        step("scoring user-days against the truth")
+        _score(env, raw)
+    return raw
+
+
+def _models(env: dict) -> dict:
+    from models.shipped import resolve
+    from percolate.io.registry import open_registry
+
+    registry = open_registry(variants.settings_of(env))
+    versions = {role: resolve(registry, role, "production") for role in ("prefilter", "heavy")}
+    specs = {role: registry.spec(role, v) for role, v in versions.items()}
+    return {role: {"version": versions[role], "flops_per_frame": specs[role].get("flops_per_frame"),
+                   "input": specs[role].get("input"), "class_names": specs[role].get("class_names"),
+                   "aggregation": specs[role].get("aggregation")} for role in versions}
+
+
+def _components(env: dict, date: str, files: int, models: dict) -> dict:
+    from benchmarks.cost.components import measure
+    from percolate.io.registry import open_registry
+    from percolate.inference import pin_torch_threads
+
+    settings = variants.settings_of(env)
+    registry = open_registry(settings)
+    pin_torch_threads(1)
+    prefilter = registry.load("prefilter", models["prefilter"]["version"])
+    heavy = registry.load("heavy", models["heavy"]["version"])
+    videos = sorted(variants.day_videos(env, date), key=lambda v: v["call_id"])[:files]
+    truth = _truth(env, date)
+    video_s = sum(truth[v["call_id"]]["duration_s"] for v in videos)
+    sampler = settings.sampler
+    return measure([v["path"] for v in videos], video_s, sampler.fps, sampler.max_side, sampler.jpeg_quality,
+                   prefilter, heavy)
+
+
+def _truth(env: dict, date: str) -> dict[str, dict]:
+    from percolate.io.store import open_store
+    from synth.truth import load_truth
+
+    settings = variants.settings_of(env)
+    return {c["call_id"]: c for c in load_truth(open_store(settings.store_uri), date)["calls"]}
+
+
+def true_pairs(calls: list[dict]) -> set[tuple[str, str]]:
+    """(user, brand) pairs a 1 frame/s sample of these calls shows (frames at whole seconds)."""
+    from synth.truth import label_at
+
+    pairs = set()
+    for call in calls:
+        for k in range(int(math.ceil(call["duration_s"]))):
+            label = label_at(call, float(k))
+            if label:
+                pairs.add((call["user_id"], label))
+    return pairs
+
+
+def _score(env: dict, raw: dict) -> None:
+    """User-day precision and recall of every variant on the calls it saw."""
+    import pandas as pd
+
+    from workflows.evaluate import published_daily
+    from workflows.scoring import predicted_user_brands, score_pairs
+
+    dates = [raw["variants"][enc]["date"] for enc in raw["variants"]]
+    daily, _ = published_daily(variants.settings_of(env), dates)
+    for enc, out in raw["variants"].items():
+        truth = _truth(env, out["date"])
+        classes = list(raw["models"]["heavy"]["class_names"])
+        rows = pd.DataFrame(daily[out["date"]], columns=["user_id", "brand", "confirmed"])
+        out["percolate"]["user_day"] = score_pairs(true_pairs(list(truth.values())), predicted_user_brands(rows),
+                                                   classes)
+        for name in ("naive", "sampled_only"):
+            if name in out:
+                seen = [truth[c] for c in out[name]["calls"]]
+                users = {c["user_id"] for c in seen}
+                # a subset's users may have other calls outside it: judge the subset on its own calls
+                out[name]["user_day"] = score_pairs(true_pairs(seen), {tuple(p) for p in out[name]["confirmed"]
+                                                                      if p[0] in users}, classes)
+                out[name]["video_s"] = round(sum(c["duration_s"] for c in seen), 2)
+
+
+def write_latest(raw: dict, figures: dict, reports: Path) -> Path:
+    reports.mkdir(parents=True, exist_ok=True)
+    path = reports / "latest.json"
+    path.write_text(json.dumps(dict(figures, raw=raw), indent=2, default=str))
+    return path

@@ -1,0 +1,47 @@
+"""Every performance setting of the scoring stages, in one place, each with the measurement
+that chose it.
+
+Figures: 2026-12-03, the 2-core machine (24 GiB, no GPU), shipped models, 4 generated calls
+of 60 s (640x360, a keyframe every second) sampled at 1 fps; CPU seconds, median of 3,
+`python benchmarks/bench_stages.py --calls 4 --seconds 60 --repeats 3 --spark`.
+docs/tuning.md has the whole table. The Spark session factory (`percolate.io.spark`) and the
+model workers (`percolate.inference`) read these; nothing else sets them.
+"""
+
+from __future__ import annotations
+
+# Rows per Arrow batch between the JVM and a Python worker. 1024 rather than 64: the
+# prefilter transform in local[2] cost 2.85 against 3.18 CPU-ms per frame with the shuffle,
+# 2.29 against 2.41 without (fewer round trips; one batch is ~37 MB of 36 KB JPEGs, well
+# inside a worker's memory). A multiple of both forward batches below, so the frames of each
+# forward pass (and with them the scores, bit for bit) do not depend on it.
+ARROW_MAX_RECORDS_PER_BATCH = 1024
+
+# Keep Python workers between tasks: a fresh worker costs ~1.5 CPU-s (interpreter 0.02,
+# `import torch` 1.1, pandas + pyarrow 0.3, the prefilter's load 0.02) before its first frame.
+# With reuse, a local[2] job ran 2 workers over 8 tasks, each model loaded once per worker.
+PYTHON_WORKER_REUSE = True
+
+# torch intra-op threads per Spark task: Spark already runs one task per core, so more
+# threads only contend; the shipped models' batch forward is single-thread compute-bound.
+TORCH_THREADS = 1
+
+# Frames per forward pass, per role. Prefilter: 0.46-0.75 CPU-ms/frame at 16, 64 or 256 and
+# 1.1-1.6 at 1; 64 keeps training's and calibration's batches. Heavy (120 crops, median of 7,
+# twice): 4.4 CPU-ms/frame at 16 against 7.4 at 64, 4.5 at 32, 3.9-4.1 at 8 (the activations
+# of 64 crops of 128x128 leave the cache); 16 stays within 1e-10 of 64's outputs (8: 1e-7).
+PREFILTER_FORWARD_BATCH = 64
+HEAVY_FORWARD_BATCH = 16
+
+# Frames the heavy stage decodes and compares for reuse at a time (bounds a worker's memory;
+# a multiple of HEAVY_FORWARD_BATCH).
+HEAVY_CHUNK = 256
+
+
+def spark_confs() -> dict[str, str]:
+    """The Spark settings above, as session configuration."""
+    return {
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(ARROW_MAX_RECORDS_PER_BATCH),
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.python.worker.reuse": "true" if PYTHON_WORKER_REUSE else "false",
+    }

@@ -1,0 +1,67 @@
+"""benchmarks/bench_cost.py (`make bench`): the meter, the fixed/marginal split, and a smoke
+run of every variant on a day of a few seconds (no timing assertions)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+KEYS = ("percolate_video_hours_per_core_hour", "decode_limit_video_hours_per_core_hour", "ratio_to_decode_limit",
+        "naive_cpu_ratio_gop1s", "naive_cpu_ratio_gop10s", "user_day_precision", "user_day_recall",
+        "sampled_only_user_day_recall")
+
+
+def test_the_meter_counts_orphaned_grandchildren(tmp_path):
+    """A grandchild that outlives its parent (re-parented, never waited for by it) still counts."""
+    from benchmarks.cost.meter import run_metered
+
+    burn = "import time; t = time.process_time(); exec('while time.process_time() - t < 0.6: pass')"
+    script = f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {burn!r}])"
+    start = time.monotonic()
+    meter = run_metered([sys.executable, "-c", script], dict(os.environ), tmp_path, tmp_path / "log.txt")
+    assert meter["rc"] == 0
+    assert meter["cpu_s"] >= 0.6
+    assert meter["wall_s"] <= time.monotonic() - start
+
+
+def test_fixed_and_marginal_costs_come_from_two_day_sizes():
+    from benchmarks.cost.figures import split_fixed_marginal
+
+    def run(video_s, jobs, tree):
+        return {"summary": {"video_seconds": video_s, "cpu_s_sample_frames": jobs, "cpu_s_prefilter": 0,
+                            "cpu_s_heavy": 0, "cpu_s_publish": 0}, "meter": {"cpu_s": tree}}
+
+    # fixed 100 CPU-s per run (80 of them in the jobs), 40 CPU-s per video-hour, all of it sampling
+    split = split_fixed_marginal(run(360, 84, 104), run(7200, 160, 180))
+    assert split["marginal_cpu_s_per_video_hour"] == pytest.approx(40)
+    assert split["fixed_cpu_s_per_run"] == pytest.approx(100)
+    assert split["marginal_by_stage"]["sample_frames"] == pytest.approx(40)
+    assert split["fixed_by_stage"]["airflow"] == pytest.approx(20)
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+@pytest.mark.airflow
+@pytest.mark.integration
+def test_smoke_run_writes_every_variant_and_the_report(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERCOLATE_")}
+    env.update(PERCOLATE_HOME=str(tmp_path / "var"), PERCOLATE_PROGRESS="0")
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_cost.py"), "--smoke"], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    reports = tmp_path / "var" / "reports" / "bench"
+    latest = json.loads((reports / "latest.json").read_text())
+    assert set(KEYS) <= set(latest)
+    gop1s = latest["encodings"]["gop1s"]
+    assert {"decode_limit", "naive", "sampled_only", "percolate"} <= set(gop1s)
+    assert gop1s["naive"]["frames"] > gop1s["percolate"]["sampled_frames"] > 0
+    assert all(latest["encodings"][e]["percolate"]["cpu_s"] > 0 for e in ("gop1s", "gop10s"))
+    assert "<svg" in (reports / "latest.html").read_text()
+    assert "naive" in out.stdout and "decode limit" in out.stdout
