@@ -205,7 +205,7 @@ def percolate_nightly():
         except ModelRefused as exc:  # a refused model stays refused: no retries (a registry outage retries)
             raise AirflowFailException(f"model refused: {exc}") from exc
 
-    @task
+    @task(retries=0)  # like plan and check_inputs: what it reads is the day's data and history
     def budget(ds=None, run_id=None, params=None, ti=None) -> dict:
         """Estimate the day's cost; refuse the run or degrade its sampling rate when over budget."""
         from airflow.sdk.exceptions import AirflowFailException
