@@ -31,9 +31,13 @@ after midnight processes the day that just ended (its data interval).
    (`on_over_budget` = `refuse`) or picks the highest rate of 1, 0.5, 0.25 frames/s that fits
    (`degrade`); the sampler runs at the rate it picks, and `pipeline_runs` records the plan.
 3. `sample_frames` (Spark) - decodes each stored video in the executors, keeps N frames per
-   second of presentation time; each decode runs in a child process with a memory cap and a
-   hard time limit (`PERCOLATE_DECODE_*`), and unusable videos get a reason code (the
-   `quarantine` table) instead of failing the run.
+   second of presentation time; each decode runs in a confined child process with a memory
+   cap, a CPU-time limit and a frame cap (`PERCOLATE_DECODE_*`), and unusable videos get a
+   reason code (the `quarantine` table) instead of failing the run. Faults of the
+   infrastructure (the object store, the disk, fork) fail the task, which retries.
+3b. `validate_frames` - the hand-over's suites, with the accounting: every manifest row has
+   exactly one outcome. A quarantined share far above the trailing days' fails the run or
+   marks it `partial` in `pipeline_runs` (`PERCOLATE_ON_QUARANTINE_SPIKE`).
 4. `prefilter` (Spark) - a tiny high-recall CNN scores every sampled frame.
 5. `heavy` (Spark) - a MobileNet-class model classifies only the frames that passed.
 6. `publish` (Spark) - writes the rows of `frame_predictions`, `user_brand_daily`, `quarantine`,
@@ -52,7 +56,8 @@ Between the Spark jobs, `validate_*` tasks run the Great Expectations suites of
 `expectations/` on each hand-over: a critical failure fails the task, naming the
 expectation and the offending values; warnings are recorded in `pipeline_runs`.
 
-Spark jobs go through the `spark_default` connection (`local[*]` on the embedded default).
+Spark jobs go through the `spark_default` connection (`local[*,4]` on the embedded default: a
+failed Spark task is retried as on a cluster).
 Rerunning a date replaces that date only. Params pick other model versions or aliases,
 the sampler's frames per second and per-video decode time limit (default: the environment's
 `PERCOLATE_SAMPLE_FPS`, `PERCOLATE_DECODE_TIME_LIMIT_S`), and a dry run.
@@ -105,7 +110,7 @@ def job(name: str) -> str:
         "sample_fps": Param(None, type=["null", "number"], exclusiveMinimum=0, maximum=30,
                             description="frames kept per second of video (default: PERCOLATE_SAMPLE_FPS, 1)"),
         "decode_time_limit_s": Param(None, type=["null", "number"], exclusiveMinimum=0,
-                                     description="per-video decode limit in seconds (default: "
+                                     description="per-video decode limit in CPU seconds (default: "
                                                  "PERCOLATE_DECODE_TIME_LIMIT_S, 300)"),
         "dry_run": Param(False, type="boolean",
                          description="only print the estimate for the date; write nothing"),
@@ -159,13 +164,21 @@ def percolate_nightly():
 
     @task(retries=0)
     def validate_frames(ds=None, run_id=None) -> None:
-        """Sampled frames and per-video outcomes pass their suites."""
+        """Sampled frames and per-video outcomes pass their suites, every manifest row has one
+        outcome, and the quarantined share is not far above the trailing days'."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         from percolate.core.settings import Settings
         from percolate.handover import check
+        from percolate.run_status import QuarantineSpike, check_quarantine_share
 
         settings = Settings.from_env()
         check(settings, "video_outcomes", ds, run_id)
         check(settings, "sampled_frames", ds, run_id)
+        try:
+            check_quarantine_share(settings, ds, run_id)
+        except QuarantineSpike as exc:
+            raise AirflowFailException(str(exc)) from exc
 
     @task(retries=0)
     def validate_scores(ds=None, run_id=None) -> None:
@@ -261,7 +274,7 @@ def percolate_nightly():
         settings = Settings.from_env()
         summary = json.loads(run_summary_path(settings.reports_dir, ds).read_text())
         print(format_funnel(summary))
-        record_outcome(settings.reports_dir, ds, "success", run_id)
+        record_outcome(settings.reports_dir, ds, summary.get("status") or "success", run_id)
         open_leases(settings).release(ds, run_id)
         return summary
 

@@ -4,7 +4,7 @@ Importing this package is cheap: Great Expectations is imported only when a suit
 built or a validation runs.
 """
 
-from expectations.drift import DriftReport, check_drift
+from expectations.drift import DriftReport, check_drift, quarantine_spike
 from expectations.suites import CRITICAL, SUITES, WARNING, build_suite
 from expectations.validate import (
     ValidationFailed,
@@ -23,6 +23,7 @@ __all__ = [
     "ValidationReport",
     "build_suite",
     "check_drift",
+    "quarantine_spike",
     "clear_context_cache",
     "get_context",
     "validate",

@@ -169,3 +169,25 @@ def _check_brands(
         report.critical.append(msg)
     elif tvd > tvd_warn:
         report.warnings.append(msg)
+
+
+def quarantine_spike(
+    today: float,
+    history: Sequence[float],
+    *,
+    factor: float = 3.0,
+    margin: float = 0.05,
+    min_history: int = MIN_HISTORY_DAYS,
+    window: int = WINDOW_DAYS,
+) -> str | None:
+    """A message when today's quarantined share of videos is far above the trailing days'
+    (above both `factor` x their median and their median + `margin`), else None; None too
+    with fewer than `min_history` days to compare with."""
+    past = [float(v) for v in list(history)[:window] if _number(v) is not None]
+    if len(past) < min_history:
+        return None
+    baseline = statistics.median(past)
+    if today > max(baseline * factor, baseline + margin):
+        return (f"quarantined share {today:.1%} vs the trailing {len(past)}-day median {baseline:.1%} "
+                f"(more than {factor:g}x and {margin:.0%} above it)")
+    return None

@@ -171,15 +171,26 @@ def build_sampled_frames_suite(*, columns: Sequence[str], name: str = "sampled_f
 
 
 def build_video_outcomes_suite(
-    *, columns: Sequence[str], reason_codes: Iterable[str], name: str = "video_outcomes"
+    *, columns: Sequence[str], reason_codes: Iterable[str], name: str = "video_outcomes",
+    manifest_call_ids: Sequence[str] | None = None,
 ) -> Any:
-    """Per-video outcome of sampling: ok, or quarantined with a known reason code."""
+    """Per-video outcome of sampling: ok, or quarantined with a known reason code; with
+    `manifest_call_ids`, the accounting: one outcome for each manifest row, and no other
+    (the row count, the ids' uniqueness and their set, all critical)."""
     from great_expectations.expectations.row_conditions import Column
 
     quarantined = Column("status") == "quarantined"
+    accounting = []
+    if manifest_call_ids is not None:
+        ids = sorted({str(c) for c in manifest_call_ids})
+        accounting = [
+            _gxe().ExpectTableRowCountToEqual(value=len(ids), meta=_meta(CRITICAL)),
+            _in_set("call_id", ids),
+        ]
     return _suite(
         name,
         [
+            *accounting,
             *_exists(columns),
             _not_null("call_id"),
             _unique("call_id"),

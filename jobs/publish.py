@@ -31,6 +31,7 @@ from percolate.io.spark import get_spark
 from percolate.io.stage import open_stage, require_same_run
 from percolate.io.warehouse import Warehouse, new_publish_id, open_warehouse
 from percolate.report import format_recall
+from percolate.run_status import read_run_status
 from percolate.transforms.audit import audit_cells, recall_estimate, sample_audit
 from percolate.transforms.publishing import (build_calls, build_frame_predictions, build_quarantine,
                                              build_run_row, build_user_brand_daily, day_figures, with_provenance)
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     quarantined = metrics[SAMPLE_FRAMES]["videos"] - metrics[SAMPLE_FRAMES]["videos_ok"]
     if quarantined:
         warnings.append(f"{quarantined} videos quarantined")
+    verdict = read_run_status(stage, args.date)  # validate_frames' verdict on the quarantined share
+    warnings += verdict.get("warnings", [])
     metrics[PUBLISH] = {"cpu_s": job_cpu_seconds()}
     starts = [dt.datetime.fromisoformat(m["started_at"]) for m in metrics.values() if m.get("started_at")]
     recall = prefilter_recall(warehouse, args.date, prefilter_spec)
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         counts={"user_brand_rows": int(counts["rows"]), "user_brand_detections": int(counts["confirmed"] or 0)},
         provenance=provenance, cost_per_core_hour=settings.cost_per_core_hour,
         started_at=min(starts) if starts else None, warnings=warnings, validation=validation,
-        publish_id=publish_id, plan=read_plan(stage, args.date))
+        publish_id=publish_id, plan=read_plan(stage, args.date), status=verdict.get("status") or "success")
     warehouse.write("pipeline_runs", spark.createDataFrame([row], spark_schema(WAREHOUSE["pipeline_runs"])),
                     args.date, publish_id)
     # publish: one commit, if no other run took the date meanwhile

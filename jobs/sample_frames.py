@@ -24,11 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=optional_float, default=None, help="frames per second to keep")
     parser.add_argument("--output-stage", default=SAMPLE_FRAMES, help="stage to write (training uses its own)")
     parser.add_argument("--time-limit-s", type=optional_float, default=None,
-                        help="wall-clock limit per video (default PERCOLATE_DECODE_TIME_LIMIT_S or 300)")
+                        help="CPU-seconds limit per video (default PERCOLATE_DECODE_TIME_LIMIT_S or 300)")
     parser.add_argument("--memory-limit-mb", type=int, default=None,
                         help="memory one video's decode may add (default PERCOLATE_DECODE_MEMORY_MB or 2048)")
     parser.add_argument("--max-pixels", type=int, default=None, help="largest frame, in pixels")
     parser.add_argument("--max-duration-s", type=float, default=None, help="longest video, in seconds")
+    parser.add_argument("--max-frames", type=int, default=None,
+                        help="most sampled frames per video, more is too_many_frames (default: the longest "
+                             "video at --fps)")
     parser.add_argument("--in-process", action="store_true",
                         help="decode in the Spark worker itself: no hard time limit, no memory cap")
     args = parser.parse_args(argv)
@@ -37,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         hold_lease(settings, args.date, args.run_id)
     sampler = replace(settings.sampler, **{k: v for k, v in (
         ("fps", args.fps), ("time_limit_s", args.time_limit_s), ("memory_limit_mb", args.memory_limit_mb),
-        ("max_pixels", args.max_pixels), ("max_duration_s", args.max_duration_s)) if v is not None})
+        ("max_pixels", args.max_pixels), ("max_duration_s", args.max_duration_s),
+        ("max_frames", args.max_frames)) if v is not None})
     if args.in_process:
         sampler = replace(sampler, isolated=False)
     watch = Stopwatch()

@@ -59,6 +59,8 @@ def check(settings: Settings, suite: str, date: str, run_id: str, data: pd.DataF
         suite_params.setdefault("columns", tables.names(COLUMNS[suite]))
     if suite == "video_outcomes":
         suite_params.setdefault("reason_codes", list(REASON_CODES))
+        if "manifest_call_ids" not in suite_params:  # every input accounted for exactly once
+            suite_params["manifest_call_ids"] = load(settings, "manifest", date)["call_id"].tolist()
     if suite == "audit_frames":
         suite_params.setdefault("strata", list(tables.AUDIT_STRATA))
     if suite == "labels":

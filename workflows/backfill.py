@@ -83,7 +83,7 @@ def run_backfill(settings: Settings, dates: list[str], prefilter_model: str, hea
         try:
             summary = json.loads(run_nightly(settings, date, prefilter_model, heavy_model, progress=False,
                                              drift_before=drift_before, params=params).read_text())
-            return {"date": date, "status": "success", "run_id": summary["run_id"],
+            return {"date": date, "status": summary.get("status") or "success", "run_id": summary["run_id"],
                     "prefilter_version": summary.get("prefilter_version"),
                     "heavy_version": summary.get("heavy_version"),
                     "videos": summary["videos"], "user_brand_detections": summary["user_brand_detections"],
@@ -261,8 +261,10 @@ def format_dry_run(plan: dict) -> str:
 
 
 def say_result(result: dict) -> str:
-    if result["status"] == "success":
-        return (f"{result['date']}: published ({result['videos']} videos, {result['user_brand_detections']} "
+    if result["status"] in ("success", "partial"):
+        partial = " as PARTIAL (far more videos quarantined than usual: see pipeline_runs.warnings)" \
+            if result["status"] == "partial" else ""
+        return (f"{result['date']}: published{partial} ({result['videos']} videos, {result['user_brand_detections']} "
                 f"user-brand detections, {result['cpu_s_total']:.0f} CPU s, ${result['estimated_cost_usd']:.5f}; "
                 f"run {result['run_id']})")
     return f"{result['date']}: FAILED: {result['error']}"

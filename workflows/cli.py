@@ -106,10 +106,13 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
             progress.update(1)
         results = run_backfill(settings, dates, args.prefilter_model, args.heavy_model, parallel, done,
                                drift_before=args.start, params=budget_params(args))
-    failed = [r["date"] for r in results if r["status"] != "success"]
-    emit(args, {"dates": results, "failed": failed},
+    failed = [r["date"] for r in results if r["status"] not in ("success", "partial")]
+    partial = [r["date"] for r in results if r["status"] == "partial"]
+    emit(args, {"dates": results, "failed": failed, "partial": partial},
          f"{len(results) - len(failed)} of {len(results)} dates published"
-         + (f"; failed: {', '.join(failed)} (rerun them with --only-failed)" if failed else ""))
+         + (f"; partial: {', '.join(partial)}" if partial else "")
+         + (f"; failed: {', '.join(failed)}" if failed else "")
+         + (" (rerun them with --only-failed)" if failed or partial else ""))
     return 1 if failed else 0
 
 
@@ -253,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", required=True, type=check_date, help="last date (included)")
     p.add_argument("--prefilter-model", default="production", help="alias or version")
     p.add_argument("--heavy-model", default="production", help="alias or version")
-    p.add_argument("--only-failed", action="store_true", help="only the dates whose last run failed or is missing")
+    p.add_argument("--only-failed", action="store_true", help="only the dates whose last run failed, was partial or is missing")
     p.add_argument("--max-parallel", type=int, default=1, help="dates at once (needs the shared metastore)")
     add_budget_flags(p)
     p.add_argument("--dry-run", action="store_true",

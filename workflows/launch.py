@@ -1,7 +1,7 @@
 """Launching Percolate's Airflow DAG and Spark jobs from the command line.
 
 The embedded default: Airflow with SQLite metadata under `$PERCOLATE_HOME/airflow`, the
-`spark_default` connection at `local[*]` (overridable with AIRFLOW_CONN_SPARK_DEFAULT),
+`spark_default` connection at `local[*,4]` (overridable with AIRFLOW_CONN_SPARK_DEFAULT),
 spark-submit from this virtualenv. Each launch keeps the whole log under
 `$PERCOLATE_HOME/logs/` and shows progress on stderr.
 """

@@ -12,9 +12,12 @@ REASON_CODES = (
     "too_many_frames_failed",  # most frames failed to decode
     "memory_limit",  # the decode needed more memory than the per-video cap
     "decode_crashed",  # the process decoding the video died (a crash in FFmpeg, a signal)
+    "too_many_frames",  # more sampled frames or bytes than the per-video cap (an outlier, kept out of memory)
+    "bad_decoder_output",  # the decoding process sent something malformed (not a JPEG of its stated size, ...)
     # set by the sampling job, not by the sampler: the manifest names no user (checked before
     # anything is read: a call nobody can be credited with is never decoded), the object is
-    # gone, or an unexpected error
+    # gone, or an unexpected error of the decoder on this file. Faults of the infrastructure
+    # (the object store, the disk, fork) are never quarantined: they fail the task, which retries.
     "missing_user",
     "missing_file",
     "decode_error",

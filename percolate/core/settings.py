@@ -20,6 +20,9 @@ def _under(uri: str, prefix: str) -> str:
     return uri.rstrip("/") + "/" + prefix
 
 
+QUARANTINE_SPIKE_ACTIONS = ("fail", "partial")
+
+
 @dataclass(frozen=True)
 class SamplerSettings:
     """How frames are taken from a video: `fps` frames per second of presentation time.
@@ -30,23 +33,27 @@ class SamplerSettings:
     fps: float = 1.0
     max_side: int = 640  # sampled frames are stored with their long side at most this
     jpeg_quality: int = 90
-    time_limit_s: float = 300.0  # wall clock per video; a hung decode is killed after it
+    time_limit_s: float = 300.0  # CPU seconds per video (a hung decode: killed after 3x this in wall clock)
     memory_limit_mb: int = 2048  # address space one video's decode may add (isolated decode)
     max_pixels: int = 4096 * 2304  # per frame
     max_duration_s: float = 4 * 3600.0
     isolated: bool = True  # decode each video in a forked child with hard limits
+    max_frames: int | None = None  # per video; None: what max_duration_s gives at fps
+    max_sampled_mb: int = 2048  # JPEG bytes per video
 
     def decode_limits(self) -> dict:
         """The limits as keyword arguments of `percolate.video.DecodeLimits`."""
         return {"time_limit_s": self.time_limit_s, "max_memory_bytes": self.memory_limit_mb * 1024 * 1024,
-                "max_pixels": self.max_pixels, "max_duration_s": self.max_duration_s}
+                "max_pixels": self.max_pixels, "max_duration_s": self.max_duration_s,
+                "max_frames": self.max_frames, "max_sampled_bytes": self.max_sampled_mb * 1024 * 1024}
 
     def provenance(self, decode_modes: list[str]) -> dict:
         """What every prediction row records of the sampler (the `sampler` column)."""
         return {"fps": self.fps, "max_side": self.max_side, "jpeg_quality": self.jpeg_quality,
                 "limits": {"time_limit_s": self.time_limit_s, "memory_limit_mb": self.memory_limit_mb,
                            "max_pixels": self.max_pixels, "max_duration_s": self.max_duration_s,
-                           "isolated": self.isolated},
+                           "isolated": self.isolated, "max_frames": self.max_frames,
+                           "max_sampled_mb": self.max_sampled_mb},
                 "decode_modes": sorted(decode_modes)}
 
 
@@ -68,6 +75,8 @@ def sampler_from_env(env: Mapping[str, str]) -> SamplerSettings:
         max_pixels=int(env.get("PERCOLATE_DECODE_MAX_PIXELS", d.max_pixels)),
         max_duration_s=float(env.get("PERCOLATE_DECODE_MAX_DURATION_S", d.max_duration_s)),
         isolated=_flag(env.get("PERCOLATE_DECODE_ISOLATED", "1")),
+        max_frames=int(env["PERCOLATE_DECODE_MAX_FRAMES"]) if env.get("PERCOLATE_DECODE_MAX_FRAMES") else None,
+        max_sampled_mb=int(env.get("PERCOLATE_DECODE_MAX_SAMPLED_MB", d.max_sampled_mb)),
     )
 
 
@@ -93,7 +102,7 @@ class Settings:
     metastore_url: str = field(default="", repr=False)  # holds a password
     # the same metastore through a role that may only SELECT: the analysts' Thrift server
     metastore_reader_url: str = field(default="", repr=False)
-    spark_master: str = "local[*]"
+    spark_master: str = "local[*,4]"  # a failed task (a Python worker killed) is retried, as on a cluster
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     cost_per_core_hour: float = 0.048  # USD per vCPU-hour, on-demand compute-optimised class
     s3_endpoint_url: str | None = None
@@ -106,8 +115,14 @@ class Settings:
     audit_rejected: int = 200
     audit_low_confidence: int = 100
     audit_passed: int = 100
+    # a day whose quarantined share of videos is far above the trailing days'
+    # (expectations.quarantine_spike): "fail" the run, or publish it as "partial"
+    on_quarantine_spike: str = "fail"
 
     def __post_init__(self):
+        if self.on_quarantine_spike not in QUARANTINE_SPIKE_ACTIONS:
+            raise ValueError(f"on_quarantine_spike must be one of {QUARANTINE_SPIKE_ACTIONS}, "
+                             f"got {self.on_quarantine_spike!r}")
         if not self.stage_uri:
             object.__setattr__(self, "stage_uri", str(self.home / "stage"))
         if not self.registry_uri:
@@ -176,7 +191,7 @@ class Settings:
             database=env.get("PERCOLATE_DATABASE", DEFAULT_DATABASE),
             metastore_url=env.get("PERCOLATE_METASTORE_URL", ""),
             metastore_reader_url=env.get("PERCOLATE_METASTORE_READER_URL", ""),
-            spark_master=env.get("PERCOLATE_SPARK_MASTER", "local[*]"),
+            spark_master=env.get("PERCOLATE_SPARK_MASTER", "local[*,4]"),
             sampler=sampler_from_env(env),
             cost_per_core_hour=float(env.get("PERCOLATE_COST_PER_CORE_HOUR", "0.048")),
             s3_endpoint_url=env.get("PERCOLATE_S3_ENDPOINT_URL") or None,
@@ -186,4 +201,5 @@ class Settings:
             audit_rejected=int(env.get("PERCOLATE_AUDIT_REJECTED", cls.audit_rejected)),
             audit_low_confidence=int(env.get("PERCOLATE_AUDIT_LOW_CONFIDENCE", cls.audit_low_confidence)),
             audit_passed=int(env.get("PERCOLATE_AUDIT_PASSED", cls.audit_passed)),
+            on_quarantine_spike=env.get("PERCOLATE_ON_QUARANTINE_SPIKE", cls.on_quarantine_spike),
         )

@@ -175,7 +175,7 @@ COLUMN_COMMENTS: dict[str, str] = {
     "last_seen_ts_ms": "timestamp of the last supporting frame",
     "confirmed": "the user-day rule held: the brand counts as seen by this user that day",
     "reason": "quarantine reason code (docs/pipeline.md); null when processed", "message": "what went wrong",
-    "status": "ok: processed; otherwise quarantined (calls) / the run's outcome (pipeline_runs)",
+    "status": "ok: processed; otherwise quarantined (calls) / the run's outcome: success, or partial when far more videos were quarantined than on the trailing days (pipeline_runs)",
     "duration_s": "video duration, seconds", "width": "frame width, pixels", "height": "frame height, pixels",
     "codec": "video codec", "sampled_frames": "frames sampled", "prefilter_passed": "frames passing the prefilter",
     "heavy_model_runs": "frames the heavy model ran on (others reused an output)",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from percolate.core.tables import BATCH_TABLES, RUN_TABLES, WAREHOUSE, names
+from percolate.core.tables import BATCH_TABLES, RUN_TABLES, WAREHOUSE
 from percolate.io.warehouse import COMMIT_TABLE
 
 if TYPE_CHECKING:

@@ -146,7 +146,13 @@ class S3Store:
         self.prefix = prefix.strip("/")
         self.uri = uri
         self.endpoint_url = endpoint_url
-        self.client = boto3.client("s3", endpoint_url=endpoint_url)
+        from botocore.config import Config
+
+        # throttling and 5xx are retried here with backoff (botocore's standard mode); what is
+        # still failing after that is raised: the task fails and Airflow retries it
+        attempts = int(os.environ.get("PERCOLATE_S3_MAX_ATTEMPTS", "8"))
+        self.client = boto3.client("s3", endpoint_url=endpoint_url,
+                                   config=Config(retries={"mode": "standard", "max_attempts": attempts}))
 
     def _key(self, key: str) -> str:
         key = _clean_key(key)

@@ -72,11 +72,12 @@ def build_calls(outcomes: DataFrame, frame_predictions: DataFrame, run_id: str, 
 
 def build_run_row(*, metrics: dict[str, dict], counts: dict, provenance: dict, cost_per_core_hour: float,
                   started_at, warnings: list[str], validation: dict | None = None,
-                  publish_id: str | None = None, audit: dict | None = None, plan: dict | None = None) -> dict:
+                  publish_id: str | None = None, audit: dict | None = None, plan: dict | None = None,
+                  status: str = "success") -> dict:
     """The `pipeline_runs` row: the funnel, CPU per stage, cost, provenance, the audit sample
     and the prefilter's recall estimated from it (`percolate.transforms.audit`), the budget
     step's plan (`percolate.budget`) and the publish whose rows it makes visible
-    (`percolate.io.warehouse`)."""
+    (`percolate.io.warehouse`). `status` is `success`, or `partial` (`percolate.run_status`)."""
     audit, plan = audit or {}, plan or {}
     cpu = {stage: float(metrics[stage].get("cpu_s") or 0.0) for stage in STAGES}
     total = round(sum(cpu.values()), 3)
@@ -84,7 +85,7 @@ def build_run_row(*, metrics: dict[str, dict], counts: dict, provenance: dict, c
     sample = metrics["sample_frames"]
     video_hours = sample["video_seconds"] / 3600.0
     return {
-        "status": "success", "started_at": started_at, "finished_at": provenance["published_at"],
+        "status": status, "started_at": started_at, "finished_at": provenance["published_at"],
         "videos": sample["videos"], "videos_ok": sample["videos_ok"],
         "videos_quarantined": sample["videos"] - sample["videos_ok"],
         "video_seconds": sample["video_seconds"], "sampled_frames": sample["sampled_frames"],

@@ -38,9 +38,94 @@ def cpu_steps_accumulator(spark: SparkSession):
     return spark.sparkContext.accumulator([0.0] * len(CPU_STEPS), _CpuSteps())
 
 
+SPOOL_MEMORY_BYTES = 64 << 20  # one video's frames kept in memory before they spill to a local file
+BATCH_ROWS, BATCH_BYTES = 256, 32 << 20  # the Arrow batches handed to Spark
+
+
+class _FrameSpool:
+    """One video's frame rows until its outcome is known: in memory up to
+    `SPOOL_MEMORY_BYTES`, then in a local Arrow file; read back in bounded batches. A 4-hour
+    call (14,400 JPEGs, 1-2 GB) never sits in the worker's memory at once."""
+
+    def __init__(self, schema, memory_bytes: int = SPOOL_MEMORY_BYTES):
+        self.schema, self.memory_bytes = schema, memory_bytes
+        self.rows: list[dict] = []
+        self.bytes = 0
+        self.spilled = 0
+        self._file = self._writer = None
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        self.bytes += len(row["jpeg"])
+        if self.bytes >= min(self.memory_bytes, BATCH_BYTES) and (self._writer or self.bytes >= self.memory_bytes):
+            self._spill()
+
+    def _spill(self) -> None:
+        import tempfile
+
+        import pyarrow as pa
+
+        if self._writer is None:
+            self._file = tempfile.NamedTemporaryFile(prefix="percolate-frames-", suffix=".arrow")
+            self._writer = pa.ipc.new_file(self._file.name, self.schema)
+        for batch in _batches(self.rows, self.schema):
+            self._writer.write_batch(batch)
+        self.spilled += len(self.rows)
+        self.rows, self.bytes = [], 0
+
+    def batches(self):
+        """Every row added, in order, as Arrow batches of at most BATCH_ROWS rows / BATCH_BYTES."""
+        import pyarrow as pa
+
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            with pa.memory_map(self._file.name) as source:
+                reader = pa.ipc.open_file(source)
+                for i in range(reader.num_record_batches):
+                    yield reader.get_batch(i)
+        yield from _batches(self.rows, self.schema)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._file is not None:
+            self._file.close()  # removes it
+        self.rows, self._file, self._writer = [], None, None
+
+
+def _batches(rows: list[dict], schema):
+    import pyarrow as pa
+
+    start = 0
+    while start < len(rows):
+        end, size = start, 0
+        while end < len(rows) and end - start < BATCH_ROWS and (end == start or size < BATCH_BYTES):
+            size += len(rows[end]["jpeg"] or b"")
+            end += 1
+        yield pa.RecordBatch.from_pylist(rows[start:end], schema=schema)
+        start = end
+
+
+def _with_decode_mode(batch, mode: str):
+    """The batch with every row's `decode_mode` set (known only once the video is decoded)."""
+    import pyarrow as pa
+
+    columns = [pa.array([mode] * batch.num_rows, batch.schema.field(i).type) if name == "decode_mode"
+               else batch.column(i) for i, name in enumerate(batch.schema.names)]
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
+
+
 def _decode_partition(batches, store_uri: str, endpoint_url: str | None, fps: float,
                       max_side: int, jpeg_quality: int, limits: "DecodeLimits", isolated: bool,
                       cpu_steps=None) -> Iterator:
+    """Each video: its frames (streamed through a `_FrameSpool`) and its outcome row.
+
+    Faults of the video itself become a quarantine row. Faults of the machine (the object
+    store answering 403/5xx or throttling, missing credentials, a full local disk, a failed
+    fork: anything raised while fetching the file, and `DecoderUnavailable`) are raised: the
+    Spark task fails, is retried, and the run fails rather than publish a day with calls
+    quarantined for something they did not do."""
     import resource
     import time
 
@@ -48,11 +133,11 @@ def _decode_partition(batches, store_uri: str, endpoint_url: str | None, fps: fl
     from pyspark.sql.pandas.types import to_arrow_schema
 
     from percolate.io.store import open_store
-    from percolate.video.decode import sample_video
-    from percolate.video.isolation import sample_video_isolated
-    from percolate.video.limits import VideoRejected
+    from percolate.video.decode import stream_video
+    from percolate.video.isolation import stream_video_isolated
+    from percolate.video.limits import DecoderUnavailable, VideoRejected, frame_cap
 
-    decode = sample_video_isolated if isolated else sample_video
+    decode = stream_video_isolated if isolated else stream_video
 
     def cpu_seconds() -> float:  # this worker's and its reaped decode children's
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -60,41 +145,53 @@ def _decode_partition(batches, store_uri: str, endpoint_url: str | None, fps: fl
 
     store = open_store(store_uri, endpoint_url)
     schema = to_arrow_schema(spark_schema(SAMPLED_ROWS))
+    cap = frame_cap(limits, fps)
     for batch in batches:
         for video in batch.to_pylist():
             cpu0 = cpu_seconds()
             base = {"call_id": video["call_id"], "user_id": video["user_id"], "video_key": video["video_key"]}
             outcome = dict(base, row_kind="video", status="ok")
-            rows = []
+            spool = _FrameSpool(schema)
+            mode = []
+
+            def take(f, spool=spool, base=base, mode=mode):
+                if spool.spilled + len(spool.rows) >= cap:  # the in-process decoder has no cap of its own
+                    raise VideoRejected("too_many_frames", f"more than {cap} sampled frames")
+                spool.add(dict(base, row_kind="frame", frame_index=f.frame_index, ts_ms=f.ts_ms, width=f.width,
+                               height=f.height, jpeg=f.jpeg, jpeg_bytes=len(f.jpeg), decode_mode=None))
             try:
-                if not (video["user_id"] or "").strip():
-                    raise VideoRejected("missing_user", "the manifest names no user for this call")
-                if not store.exists(video["video_key"]):
-                    raise VideoRejected("missing_file", f"no object at {video['video_key']}")
-                with store.local_copy(video["video_key"]) as path:
-                    info, frames = decode(path, fps=fps, max_side=max_side, jpeg_quality=jpeg_quality,
+                try:
+                    if not (video["user_id"] or "").strip():
+                        raise VideoRejected("missing_user", "the manifest names no user for this call")
+                    if not store.exists(video["video_key"]):  # a store error here is raised: the task retries
+                        raise VideoRejected("missing_file", f"no object at {video['video_key']}")
+                    with store.local_copy(video["video_key"]) as path:
+                        try:
+                            info = decode(path, take, fps=fps, max_side=max_side, jpeg_quality=jpeg_quality,
                                           limits=limits)
-                rows = [dict(base, row_kind="frame", frame_index=f.frame_index, ts_ms=f.ts_ms,
-                             width=f.width, height=f.height, jpeg=f.jpeg, jpeg_bytes=len(f.jpeg),
-                             decode_mode=info.decode_mode)
-                        for f in frames]
-                if cpu_steps is not None:
-                    cpu_steps.add([info.decode_cpu_s, info.convert_cpu_s, info.encode_cpu_s])
-                outcome.update(duration_s=info.duration_s, width=info.width, height=info.height,
-                               codec=info.codec, decode_mode=info.decode_mode,
-                               decode_errors=info.errors, frames=len(frames))
-                if not frames:
-                    outcome.update(status="quarantined", reason="corrupt_stream",
-                                   message="no frame could be decoded")
-            except VideoRejected as exc:
-                outcome.update(status="quarantined", reason=exc.reason, message=str(exc.message)[:1000])
-            except Exception as exc:  # noqa: BLE001 - one bad file never takes the run down
-                outcome.update(status="quarantined", reason="decode_error",
-                               message=f"{type(exc).__name__}: {exc}"[:1000])
-            outcome["cpu_s"] = round(cpu_seconds() - cpu0, 4)
-            if outcome["status"] != "ok":
-                rows = []  # a quarantined video contributes no frames
-            yield pa.RecordBatch.from_pylist(rows + [outcome], schema=schema)
+                        except (VideoRejected, DecoderUnavailable):
+                            raise
+                        except Exception as exc:  # noqa: BLE001 - the decoder failed on this file
+                            raise VideoRejected("decode_error", f"{type(exc).__name__}: {exc}"[:1000]) from None
+                    mode.append(info.decode_mode)
+                    if cpu_steps is not None:
+                        cpu_steps.add([info.decode_cpu_s, info.convert_cpu_s, info.encode_cpu_s])
+                    frames = spool.spilled + len(spool.rows)
+                    outcome.update(duration_s=info.duration_s, width=info.width, height=info.height,
+                                   codec=info.codec, decode_mode=info.decode_mode,
+                                   decode_errors=info.errors, frames=frames)
+                    if not frames:
+                        outcome.update(status="quarantined", reason="corrupt_stream",
+                                       message="no frame could be decoded")
+                except VideoRejected as exc:
+                    outcome.update(status="quarantined", reason=exc.reason, message=str(exc.message)[:1000])
+                outcome["cpu_s"] = round(cpu_seconds() - cpu0, 4)
+                if outcome["status"] == "ok":  # a quarantined video contributes no frames
+                    for frames_batch in spool.batches():
+                        yield _with_decode_mode(frames_batch, mode[0])
+                yield pa.RecordBatch.from_pylist([outcome], schema=schema)
+            finally:
+                spool.close()
 
 
 def sample_videos(manifest: DataFrame, *, store_uri: str, endpoint_url: str | None, fps: float,

@@ -59,9 +59,10 @@ Safety (untrusted input)
   reference.  MP4 data references (`enable_drefs`) stay off.
 * `width*height > max_pixels` is rejected before decoding (and re-checked on every
   decoded frame); container duration outside `[min_duration_s, max_duration_s]` is
-  rejected before decoding (and re-checked against observed timestamps); the wall
-  clock (probing + demux pass + decode) is limited to `time_limit_s`, checked between
-  packets.  A single FFmpeg call that never returns, and the memory cap
+  rejected before decoding (and re-checked against observed timestamps); the CPU
+  time of the decoding process (probing + demux pass + decode) is limited to
+  `time_limit_s`, checked between packets (CPU, not wall clock: a busy machine does not
+  make a good video time out).  A single FFmpeg call that never returns, and the memory cap
   `max_memory_bytes`, are only enforced by
   `percolate.video.isolation.sample_video_isolated`, which runs this same code in a
   forked child with hard limits (what the Spark job uses).

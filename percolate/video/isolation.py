@@ -13,19 +13,31 @@ and nothing stops a decoder from allocating the machine's memory.
   allocate only log it: the child reads FFmpeg's log for that; a failure FFmpeg does not
   report at all reads as `corrupt_stream`).  Free heap the parent already holds is
   inherited and not counted: the cap bounds the growth a hostile file can cause;
-* the parent kills the child (`SIGKILL`) when it has not finished
-  `HARD_KILL_GRACE_S` after `limits.time_limit_s`: `decode_timeout`;
+* time is CPU time, so a busy machine does not time a good video out: the child checks
+  `limits.time_limit_s` CPU seconds between packets; the parent kills it (`SIGKILL`) when
+  it is silent and `HARD_KILL_GRACE_S` past them (one FFmpeg call that never returns), or
+  after `limits.wall_factor` times the limit in wall-clock time plus the grace (a read that
+  never returns uses no CPU): all `decode_timeout`;
 * a child that dies from a signal (segfault, abort, the kernel's OOM killer) or exits
-  without a result is `decode_crashed`; it writes no core file and dies with its parent.
+  without a result is `decode_crashed`; it writes no core file and dies with its parent;
+* before it reads a byte of the video the child confines itself
+  (`percolate.video.sandbox`: no environment, no inherited descriptors but the pipe, no
+  file but its input, no socket); one that cannot is this machine's fault, not the
+  video's: `DecoderUnavailable`, which fails the task.
 
 Sampled frames stream back through a pipe as they are encoded, in a small binary framing
 (no pickle: the parent never deserialises objects produced while parsing hostile bytes);
 raw RGB frames (`frame_format="rgb"`) as another message kind, the `VideoInfo` (its CPU
-split included) as JSON.
-The result is the same `(VideoInfo, [SampledFrame])` as `sample_video`; argument
-errors raise `ValueError` and a missing file `FileNotFoundError` in the caller,
-before anything is forked. One fork per video costs about 10 ms of wall time (see
-`benchmarks/bench_isolation.py`). POSIX only (`os.fork`); the limits are Linux's.
+split included) as JSON. The parent checks every message (`percolate.video.payloads`: a
+JPEG of the size it states, indexes strictly increasing, `VideoInfo` typed and bounded)
+and hands each frame on as it arrives (`stream_video_isolated`); past `frame_cap` frames
+or `limits.max_sampled_bytes` bytes it kills the child: `too_many_frames`; a malformed
+message: `bad_decoder_output`.
+`sample_video_isolated` returns the same `(VideoInfo, [SampledFrame])` as `sample_video`;
+argument errors raise `ValueError` and a missing file `FileNotFoundError` in the caller,
+before anything is forked; a failed fork or pipe raises `DecoderUnavailable`. One fork per
+video costs about 10 ms of wall time (see `benchmarks/bench_isolation.py`). POSIX only
+(`os.fork`); the limits and the sandbox are Linux's.
 """
 
 from __future__ import annotations
@@ -40,15 +52,20 @@ import signal
 import struct
 import time
 from dataclasses import asdict
+from typing import Callable
 
 import av.logging
 import av.subtitles.stream  # noqa: F401 - av.open imports it on first use: here, once, not in each child
 from PIL import Image
 
+from percolate.core.reasons import REASON_CODES
 from percolate.video.decode import stream_video
-from percolate.video.limits import DecodeLimits, SampledFrame, VideoInfo, VideoRejected, check_arguments
+from percolate.video.limits import (DecodeLimits, DecoderUnavailable, SampledFrame, VideoInfo, VideoRejected,
+                                    check_arguments, frame_cap)
+from percolate.video.payloads import MAX_TEXT_MESSAGE, BadDecoderOutput, check_frame, parse_info, parse_json
+from percolate.video.sandbox import confine
 
-__all__ = ["HARD_KILL_GRACE_S", "sample_video_isolated"]
+__all__ = ["HARD_KILL_GRACE_S", "sample_video_isolated", "stream_video_isolated"]
 
 Image.preinit()  # the JPEG encoder's plugin, loaded once in the parent (a child would load it every time)
 
@@ -58,11 +75,15 @@ _HEADER = struct.Struct(">cI")  # message kind, payload length
 _FRAME = struct.Struct(">iqii")  # frame_index, ts_ms, width, height; the JPEG (b"F") or RGB bytes (b"G") follow
 _EXIT_MEMORY = 86  # the child ran out of memory where it could not even report it
 _READ_CHUNK = 1 << 20
+_CPU_CHECK_S = 1.0  # how often the parent looks at a silent child's CPU time
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PR_SET_PDEATHSIG = 1
 # what FFmpeg logs when an allocation fails; rejections that such a failure can cause
 _ALLOCATION_FAILED = re.compile(r"allocate memory|could not allocate|get_buffer\(\) failed|out of memory"
                                 r"|failed to map segment", re.IGNORECASE)
 _MAYBE_MEMORY = ("corrupt_stream", "too_many_frames_failed", "memory_limit")
+# reasons only the parent or the sampling job gives: a child claiming one is misbehaving
+_PARENT_ONLY = frozenset({"missing_user", "missing_file", "decode_error", "too_many_frames", "bad_decoder_output"})
 
 
 def sample_video_isolated(
@@ -75,74 +96,192 @@ def sample_video_isolated(
     threads: int = 1,
     frame_format: str = "jpeg",
 ) -> tuple[VideoInfo, list[SampledFrame]]:
-    """`sample_video` in a forked child with a memory cap and a hard time limit."""
+    """`sample_video` in a forked, confined child with a memory cap and hard time limits."""
+    frames: list[SampledFrame] = []
+    info = stream_video_isolated(path, frames.append, fps=fps, max_side=max_side, jpeg_quality=jpeg_quality,
+                                 limits=limits, mode=mode, threads=threads, frame_format=frame_format)
+    return info, frames
+
+
+def stream_video_isolated(
+    path: str,
+    sink: Callable[[SampledFrame], None],
+    fps: float = 1.0,
+    max_side: int = 640,
+    jpeg_quality: int = 90,
+    limits: DecodeLimits = DecodeLimits(),
+    mode: str = "auto",
+    threads: int = 1,
+    frame_format: str = "jpeg",
+) -> VideoInfo:
+    """Like `sample_video_isolated`, but each frame goes to `sink` as soon as it has arrived
+    and passed its checks: the caller holds one frame of the child's output at a time. If
+    `VideoRejected` is raised, frames already handed over belong to a rejected video."""
     check_arguments(fps, mode, max_side, jpeg_quality, threads, frame_format)
     if limits.max_memory_bytes <= 0:
         raise ValueError("max_memory_bytes must be > 0")
     path = os.fspath(path)
     os.stat(path)  # a missing path is an infrastructure problem, raised here like sample_video
-    kill_at = time.monotonic() + max(0.0, float(limits.time_limit_s)) + HARD_KILL_GRACE_S
-    read_fd, write_fd = os.pipe()
+    wall_s = max(0.0, float(limits.time_limit_s)) * max(1.0, float(limits.wall_factor)) + HARD_KILL_GRACE_S
+    kill_at = time.monotonic() + wall_s
+    try:
+        read_fd, write_fd = os.pipe()
+    except OSError as exc:
+        raise DecoderUnavailable(f"no pipe for the decode child: {exc}") from exc
     parent = os.getpid()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise DecoderUnavailable(f"could not fork the decode child: {exc}") from exc
     if pid == 0:  # child: never returns
         os.close(read_fd)
         _child(write_fd, parent, path, dict(fps=fps, max_side=max_side, jpeg_quality=jpeg_quality,
                                     limits=limits, mode=mode, threads=threads, frame_format=frame_format))
     os.close(write_fd)
+    reader = _Reader(sink, fps=fps, max_side=max_side, limits=limits)
+    reader.pid = pid
     try:
-        messages, timed_out = _read_all(read_fd, kill_at)
-    except BaseException:  # interrupted: leave no child behind
+        timed_out = reader.read(read_fd, kill_at)
+    except BaseException as exc:  # a misbehaving child, or interrupted: leave no child behind
         _reap(pid, time.monotonic())
+        if isinstance(exc, _TooMany):
+            raise VideoRejected("too_many_frames", str(exc)) from None
+        if isinstance(exc, _OverCpu):
+            raise VideoRejected("decode_timeout", str(exc)) from None
+        if isinstance(exc, BadDecoderOutput):
+            raise VideoRejected("bad_decoder_output", str(exc)[:1000]) from None
         raise
     finally:
         os.close(read_fd)
-    status = _reap(pid, kill_at if not timed_out else time.monotonic())
-    return _outcome(messages, status, timed_out, limits)
+    status, cpu_s = _reap(pid, kill_at if not timed_out else time.monotonic())
+    try:
+        return _outcome(reader, status, cpu_s, timed_out, limits, wall_s)
+    except BadDecoderOutput as exc:
+        raise VideoRejected("bad_decoder_output", str(exc)[:1000]) from None
 
 
 # ---- parent ------------------------------------------------------------------------------
 
 
-def _read_all(fd: int, kill_at: float) -> tuple[list[tuple[bytes, bytes]], bool]:
-    """Messages from the child until it closes the pipe, or (…, True) past `kill_at`."""
-    poller = select.poll()
-    poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-    buf = bytearray()
-    messages: list[tuple[bytes, bytes]] = []
-    while True:
-        remaining = kill_at - time.monotonic()
-        if remaining <= 0:
-            return messages, True
-        if not poller.poll(max(1, int(min(remaining, 3600.0) * 1000))):
-            continue
-        chunk = os.read(fd, _READ_CHUNK)
-        if not chunk:
-            return messages, False
-        buf += chunk
-        while len(buf) >= _HEADER.size:
-            kind, size = _HEADER.unpack_from(buf)
-            if len(buf) < _HEADER.size + size:
-                break
-            messages.append((kind, bytes(buf[_HEADER.size:_HEADER.size + size])))
-            del buf[:_HEADER.size + size]
+class _TooMany(Exception):
+    """More frames or bytes than the per-video cap."""
 
 
-def _reap(pid: int, kill_at: float) -> int:
-    """Wait for the child until `kill_at`, then SIGKILL it; its wait status."""
+class _OverCpu(Exception):
+    """A silent child past its CPU-time limit (one FFmpeg call that never returns)."""
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process, from /proc (0 when unreadable)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime (fields 14, 15)
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class _Reader:
+    """The parent's side of the pipe: frames checked and handed to the sink as they arrive,
+    the child's final word (`S` sandbox ready, then frames, then `I`, `R` or `E`) kept."""
+
+    def __init__(self, sink, *, fps, max_side: int, limits: DecodeLimits):
+        self.sink, self.max_side = sink, int(max_side)
+        self.max_frames, self.max_bytes = frame_cap(limits, fps), int(limits.max_sampled_bytes)
+        self.max_ts_ms = int(float(limits.max_duration_s) * 2000) + 60_000
+        self.max_info_duration = float(limits.max_duration_s)
+        self.max_frame_message = _FRAME.size + 3 * self.max_side * self.max_side + 65536
+        self.frames = self.bytes = 0
+        self.last_index: int | None = None
+        self.confined: bool | None = None  # the child's first message says whether it could confine itself
+        self.pid = 0  # the child, whose CPU time is watched while it is silent
+        self.cpu_limit = max(0.0, float(limits.time_limit_s)) + HARD_KILL_GRACE_S
+        self.final: tuple[bytes, bytes] | None = None
+
+    def read(self, fd: int, kill_at: float) -> bool:
+        """Read until the child closes the pipe (False) or `kill_at` passes (True)."""
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        buf = bytearray()
+        while True:
+            remaining = kill_at - time.monotonic()
+            if remaining <= 0:
+                return True
+            if not poller.poll(max(1, int(min(remaining, _CPU_CHECK_S) * 1000))):
+                if self.pid and _cpu_seconds(self.pid) > self.cpu_limit:
+                    raise _OverCpu(f"killed past its limit of {self.cpu_limit - HARD_KILL_GRACE_S:g} CPU seconds")
+                continue
+            chunk = os.read(fd, _READ_CHUNK)
+            if not chunk:
+                if buf:
+                    raise BadDecoderOutput(f"{len(buf)} bytes of an unfinished message")
+                return False
+            buf += chunk
+            while len(buf) >= _HEADER.size:
+                kind, size = _HEADER.unpack_from(buf)
+                self._check_header(kind, size)
+                if len(buf) < _HEADER.size + size:
+                    break
+                payload = bytes(buf[_HEADER.size:_HEADER.size + size])
+                del buf[:_HEADER.size + size]
+                self._take(kind, payload)
+
+    def _check_header(self, kind: bytes, size: int) -> None:
+        if self.final is not None:
+            raise BadDecoderOutput(f"a message ({kind!r}) after the child's final word")
+        if kind not in b"SXFGIRE" or len(kind) != 1:
+            raise BadDecoderOutput(f"an unknown message kind {kind!r}")
+        if self.confined is None and kind not in (b"S", b"X"):
+            raise BadDecoderOutput(f"a {kind!r} message before the sandbox report")
+        if kind in (b"S", b"X") and self.confined is not None:
+            raise BadDecoderOutput("a second sandbox report")
+        limit = self.max_frame_message if kind in (b"F", b"G") else MAX_TEXT_MESSAGE
+        if size > limit:
+            raise BadDecoderOutput(f"a {kind.decode(errors='replace')} message of {size} bytes (at most {limit})")
+
+    def _take(self, kind: bytes, payload: bytes) -> None:
+        if kind == b"S":
+            self.confined = True
+        elif kind == b"X":  # set-up of the sandbox failed: this machine's problem, not the video's
+            self.confined = False
+            self.final = (kind, payload)
+        elif kind in (b"F", b"G"):
+            if len(payload) < _FRAME.size:
+                raise BadDecoderOutput(f"a frame message of {len(payload)} bytes")
+            index, ts_ms, width, height = _FRAME.unpack_from(payload)
+            data = payload[_FRAME.size:]
+            check_frame(kind, index, ts_ms, width, height, data, last_index=self.last_index,
+                        max_side=self.max_side, max_ts_ms=self.max_ts_ms)
+            self.last_index = index
+            self.frames += 1
+            self.bytes += len(data)
+            if self.frames > self.max_frames or self.bytes > self.max_bytes:
+                raise _TooMany(f"more than {self.max_frames} sampled frames or {self.max_bytes} bytes "
+                               f"(at frame {self.frames}, {self.bytes} bytes)")
+            self.sink(SampledFrame(frame_index=index, ts_ms=ts_ms, width=width, height=height,
+                                   jpeg=data if kind == b"F" else b"", rgb=data if kind == b"G" else None))
+        else:  # I, R, E: the child's final word
+            self.final = (kind, payload)
+
+
+def _reap(pid: int, kill_at: float) -> tuple[int, float]:
+    """Wait for the child until `kill_at`, then SIGKILL it; its wait status and CPU seconds."""
     pidfd = _pidfd(pid)
     try:
         while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
+            done, status, usage = os.wait4(pid, os.WNOHANG)
             if done:
-                return status
+                return status, usage.ru_utime + usage.ru_stime
             remaining = kill_at - time.monotonic()
             if remaining <= 0:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-                return os.waitpid(pid, 0)[1]
+                _, status, usage = os.wait4(pid, 0)
+                return status, usage.ru_utime + usage.ru_stime
             if pidfd is None:
                 time.sleep(min(remaining, 0.002))
             else:  # readable when the child exits: no polling loop
@@ -159,27 +298,26 @@ def _pidfd(pid: int) -> int | None:
         return None
 
 
-def _outcome(messages, status: int, timed_out: bool, limits: DecodeLimits):
+def _outcome(reader: _Reader, status: int, cpu_s: float, timed_out: bool, limits: DecodeLimits,
+             wall_s: float) -> VideoInfo:
     if timed_out:
-        raise VideoRejected("decode_timeout", f"decode did not finish within {limits.time_limit_s:g}s; "
-                                              f"killed after {limits.time_limit_s + HARD_KILL_GRACE_S:g}s")
-    frames: list[SampledFrame] = []
-    for kind, payload in messages:
-        if kind in (b"F", b"G"):
-            index, ts_ms, width, height = _FRAME.unpack_from(payload)
-            data = payload[_FRAME.size:]
-            if kind == b"G" and len(data) != 3 * width * height:
-                raise RuntimeError(f"isolated child sent {len(data)} bytes for a {width}x{height} RGB frame")
-            frames.append(SampledFrame(frame_index=index, ts_ms=ts_ms, width=width, height=height,
-                                       jpeg=data if kind == b"F" else b"", rgb=data if kind == b"G" else None))
-        elif kind == b"I":
-            return VideoInfo(**json.loads(payload)), frames
-        elif kind == b"R":
-            rejected = json.loads(payload)
-            raise VideoRejected(rejected["reason"], rejected["message"])
-        elif kind == b"E":
-            error = json.loads(payload)
-            raise RuntimeError(f"decode failed in the isolated child: {error['type']}: {error['message']}")
+        raise VideoRejected("decode_timeout", f"no result after {wall_s:g}s of wall-clock time "
+                                              f"({cpu_s:.1f} CPU-s used of {limits.time_limit_s:g}): killed")
+    if reader.final is not None:
+        kind, payload = reader.final
+        if kind == b"X":
+            raise DecoderUnavailable("the decode child could not confine itself: "
+                                     + str(parse_json(payload, "sandbox error").get("message"))[:500])
+        if kind == b"I":
+            return parse_info(payload, max_duration_s=reader.max_info_duration)
+        message = parse_json(payload, "rejection" if kind == b"R" else "error")
+        if kind == b"R":
+            reason = message.get("reason")
+            if reason not in REASON_CODES or reason in _PARENT_ONLY:
+                raise VideoRejected("bad_decoder_output", f"an unknown rejection reason {str(reason)[:40]!r}")
+            raise VideoRejected(reason, str(message.get("message", ""))[:1000])
+        raise RuntimeError(f"decode failed in the isolated child: {str(message.get('type'))[:100]}: "
+                           f"{str(message.get('message'))[:1000]}")
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         hint = " (killed: out of memory?)" if sig == signal.SIGKILL else ""
@@ -203,12 +341,19 @@ def _child(fd: int, parent: int, path: str, kwargs: dict) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         faulthandler.disable()  # a crash is reported by the parent, as decode_crashed
         _die_with_parent(parent)
-        _apply_limits(kwargs["limits"])
 
         def send(kind: bytes, payload: bytes) -> None:
             view = memoryview(_HEADER.pack(kind, len(payload)) + payload)
             while view:
                 view = view[os.write(fd, view):]
+
+        try:  # before a byte of the video is read
+            _apply_limits(kwargs["limits"])
+            confine(path, fd)
+        except OSError as exc:
+            send(b"X", json.dumps({"message": f"{type(exc).__name__}: {exc}"[:1000]}).encode())
+            return
+        send(b"S", b"")
 
         def send_frame(f: SampledFrame) -> None:
             if f.rgb is None:
@@ -254,6 +399,9 @@ def _child(fd: int, parent: int, path: str, kwargs: dict) -> None:
 
 def _apply_limits(limits: DecodeLimits) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # no RLIMIT_CPU: while one is set the kernel counts the process's CPU time in scheduler
+    # ticks, and the decoders' CPU split (VideoInfo) would read 0 on short steps; the parent
+    # watches the child's CPU time instead (_Reader.read)
     mapped, data = _address_space()
     # RLIMIT_AS bounds new mappings; RLIMIT_DATA also bounds memory made writable inside
     # mappings that already exist (glibc grows other threads' reserved malloc arenas with

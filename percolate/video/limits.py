@@ -102,7 +102,11 @@ class DecodeLimits:
     max_pixels: int = 4096 * 2304
     max_duration_s: float = 4 * 3600
     min_duration_s: float = 0.0
+    # CPU seconds of the decoding process (time.process_time; RLIMIT_CPU in the isolated child),
+    # so a loaded machine does not turn a good video into decode_timeout. The isolated child is
+    # also killed after `wall_factor` x this in wall-clock time (a read that never returns).
     time_limit_s: float = 300.0
+    wall_factor: float = 3.0
     # memory one decode may take on top of the process it is forked from; enforced
     # (RLIMIT_AS, RLIMIT_DATA) only by percolate.video.isolation.sample_video_isolated
     max_memory_bytes: int = 2 * 1024 ** 3
@@ -111,7 +115,24 @@ class DecodeLimits:
     min_side: int = 16
     # more than this fraction of decode attempts failing -> too_many_frames_failed
     max_error_fraction: float = 0.5
+    # per video: more sampled frames (None: the most `max_duration_s` at the sampling rate can
+    # give) or more sampled bytes than this -> too_many_frames; the isolated decode's caller
+    # never holds more than one frame of the child's output at a time
+    max_frames: int | None = None
+    max_sampled_bytes: int = 2 * 1024 ** 3
     allowed_formats: tuple[str, ...] = field(default=DEFAULT_ALLOWED_FORMATS)
+
+
+class DecoderUnavailable(RuntimeError):
+    """The decode could not run for a reason of the machine (fork, pipe, sandbox set-up): an
+    infrastructure fault, never a quarantine reason; the task fails and retries."""
+
+
+def frame_cap(limits: DecodeLimits, fps) -> int:
+    """The most frames one video may yield at `fps` under `limits`."""
+    if limits.max_frames is not None:
+        return int(limits.max_frames)
+    return int(math.ceil(float(limits.max_duration_s) * float(fps))) + 2
 
 
 def fps_fraction(fps: float) -> Fraction:

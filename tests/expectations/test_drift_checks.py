@@ -86,3 +86,14 @@ def test_brand_distribution_shift():
     few = check_drift(day(shares=shifted, detections=19), history())
     assert few.ok and few.warnings == []
     assert any("brand_share" in i and "19" in i for i in few.info)
+
+
+def test_a_quarantined_share_far_above_the_trailing_days_is_a_spike():
+    from expectations import quarantine_spike
+
+    usual = [0.01, 0.02, 0.0, 0.01, 0.015]
+    assert quarantine_spike(0.03, usual) is None  # within 3x and 5 points of the median
+    assert quarantine_spike(0.5, usual).startswith("quarantined share 50.0%")
+    assert quarantine_spike(0.5, usual[:2]) is None  # too little history to judge
+    assert quarantine_spike(0.25, [0.2, 0.2, 0.2]) is None  # a day like the others
+    assert quarantine_spike(0.61, [0.2, 0.2, 0.2]) is not None

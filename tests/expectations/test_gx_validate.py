@@ -206,3 +206,26 @@ def test_an_audit_frame_without_a_probability_or_drawn_twice_is_critical(gx_root
     assert not report.success
     failed = " ".join(report.critical_failures)
     assert "sampling_probability" in failed and "call_id" in failed, report.critical_failures
+
+
+def test_every_manifest_row_has_exactly_one_outcome(gx_root):
+    """The accounting: an outcome missing, duplicated or for a call the manifest does not
+    name fails the hand-over."""
+    df = F.video_outcomes(5)
+    ids = df["call_id"].tolist()
+    ok = validate(df, "video_outcomes", gx_root=gx_root, run_name="ok", **F.cols("video_outcomes"),
+                  reason_codes=F.REASONS, manifest_call_ids=ids)
+    assert ok.success, ok.critical_failures
+    missing = validate(df.iloc[1:], "video_outcomes", gx_root=gx_root, run_name="missing",
+                       **F.cols("video_outcomes"), reason_codes=F.REASONS, manifest_call_ids=ids)
+    assert not missing.success and any("row_count" in m for m in missing.critical_failures)
+    stranger = df.copy()
+    stranger.loc[0, "call_id"] = "not-in-the-manifest"
+    report = validate(stranger, "video_outcomes", gx_root=gx_root, run_name="stranger",
+                      **F.cols("video_outcomes"), reason_codes=F.REASONS, manifest_call_ids=ids)
+    assert any("not-in-the-manifest" in m for m in report.critical_failures), report.critical_failures
+    doubled = df.copy()
+    doubled.loc[1, "call_id"] = doubled.loc[0, "call_id"]
+    report = validate(doubled, "video_outcomes", gx_root=gx_root, run_name="doubled",
+                      **F.cols("video_outcomes"), reason_codes=F.REASONS, manifest_call_ids=ids + ["extra"])
+    assert not report.success

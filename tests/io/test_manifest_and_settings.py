@@ -59,7 +59,10 @@ def test_decode_limits_from_env(tmp_path):
                            "PERCOLATE_DECODE_MEMORY_MB": "512", "PERCOLATE_DECODE_MAX_PIXELS": "1000000",
                            "PERCOLATE_DECODE_MAX_DURATION_S": "60", "PERCOLATE_DECODE_ISOLATED": "no"}).sampler
     assert s.decode_limits() == {"time_limit_s": 20.0, "max_memory_bytes": 512 << 20, "max_pixels": 1_000_000,
-                                 "max_duration_s": 60.0}
+                                 "max_duration_s": 60.0, "max_frames": None, "max_sampled_bytes": 2048 << 20}
+    capped = Settings.from_env({"PERCOLATE_HOME": str(tmp_path), "PERCOLATE_DECODE_MAX_FRAMES": "100",
+                                "PERCOLATE_DECODE_MAX_SAMPLED_MB": "64"}).sampler
+    assert (capped.decode_limits()["max_frames"], capped.decode_limits()["max_sampled_bytes"]) == (100, 64 << 20)
     assert s.isolated is False
     with pytest.raises(ValueError):
         Settings.from_env({"PERCOLATE_HOME": str(tmp_path), "PERCOLATE_DECODE_ISOLATED": "maybe"})
