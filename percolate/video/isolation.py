@@ -49,7 +49,6 @@ import re
 import resource
 import select
 import signal
-import struct
 import time
 from dataclasses import asdict
 from typing import Callable
@@ -61,8 +60,9 @@ from PIL import Image
 from percolate.core.reasons import REASON_CODES
 from percolate.video.decode import stream_video
 from percolate.video.limits import (DecodeLimits, DecoderUnavailable, SampledFrame, VideoInfo, VideoRejected,
-                                    check_arguments, frame_cap)
-from percolate.video.payloads import MAX_TEXT_MESSAGE, BadDecoderOutput, check_frame, parse_info, parse_json
+                                    check_arguments)
+from percolate.video.payloads import (FRAME, HEADER, BadDecoderOutput, OverCpu, Reader, TooManyFrames, parse_info,
+                                      parse_json)
 from percolate.video.sandbox import confine
 
 __all__ = ["HARD_KILL_GRACE_S", "sample_video_isolated", "stream_video_isolated"]
@@ -71,12 +71,7 @@ Image.preinit()  # the JPEG encoder's plugin, loaded once in the parent (a child
 
 HARD_KILL_GRACE_S = 1.0  # the child's own deadline check normally answers first
 
-_HEADER = struct.Struct(">cI")  # message kind, payload length
-_FRAME = struct.Struct(">iqii")  # frame_index, ts_ms, width, height; the JPEG (b"F") or RGB bytes (b"G") follow
 _EXIT_MEMORY = 86  # the child ran out of memory where it could not even report it
-_READ_CHUNK = 1 << 20
-_CPU_CHECK_S = 1.0  # how often the parent looks at a silent child's CPU time
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PR_SET_PDEATHSIG = 1
 # what FFmpeg logs when an allocation fails; rejections that such a failure can cause
 _ALLOCATION_FAILED = re.compile(r"allocate memory|could not allocate|get_buffer\(\) failed|out of memory"
@@ -140,15 +135,15 @@ def stream_video_isolated(
         _child(write_fd, parent, path, dict(fps=fps, max_side=max_side, jpeg_quality=jpeg_quality,
                                     limits=limits, mode=mode, threads=threads, frame_format=frame_format))
     os.close(write_fd)
-    reader = _Reader(sink, fps=fps, max_side=max_side, limits=limits)
-    reader.pid = pid
+    reader = Reader(sink, pid, fps=fps, max_side=max_side, limits=limits,
+                    cpu_limit_s=max(0.0, float(limits.time_limit_s)) + HARD_KILL_GRACE_S)
     try:
         timed_out = reader.read(read_fd, kill_at)
     except BaseException as exc:  # a misbehaving child, or interrupted: leave no child behind
         _reap(pid, time.monotonic())
-        if isinstance(exc, _TooMany):
+        if isinstance(exc, TooManyFrames):
             raise VideoRejected("too_many_frames", str(exc)) from None
-        if isinstance(exc, _OverCpu):
+        if isinstance(exc, OverCpu):
             raise VideoRejected("decode_timeout", str(exc)) from None
         if isinstance(exc, BadDecoderOutput):
             raise VideoRejected("bad_decoder_output", str(exc)[:1000]) from None
@@ -163,107 +158,6 @@ def stream_video_isolated(
 
 
 # ---- parent ------------------------------------------------------------------------------
-
-
-class _TooMany(Exception):
-    """More frames or bytes than the per-video cap."""
-
-
-class _OverCpu(Exception):
-    """A silent child past its CPU-time limit (one FFmpeg call that never returns)."""
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a live process, from /proc (0 when unreadable)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime (fields 14, 15)
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-class _Reader:
-    """The parent's side of the pipe: frames checked and handed to the sink as they arrive,
-    the child's final word (`S` sandbox ready, then frames, then `I`, `R` or `E`) kept."""
-
-    def __init__(self, sink, *, fps, max_side: int, limits: DecodeLimits):
-        self.sink, self.max_side = sink, int(max_side)
-        self.max_frames, self.max_bytes = frame_cap(limits, fps), int(limits.max_sampled_bytes)
-        self.max_ts_ms = int(float(limits.max_duration_s) * 2000) + 60_000
-        self.max_info_duration = float(limits.max_duration_s)
-        self.max_frame_message = _FRAME.size + 3 * self.max_side * self.max_side + 65536
-        self.frames = self.bytes = 0
-        self.last_index: int | None = None
-        self.confined: bool | None = None  # the child's first message says whether it could confine itself
-        self.pid = 0  # the child, whose CPU time is watched while it is silent
-        self.cpu_limit = max(0.0, float(limits.time_limit_s)) + HARD_KILL_GRACE_S
-        self.final: tuple[bytes, bytes] | None = None
-
-    def read(self, fd: int, kill_at: float) -> bool:
-        """Read until the child closes the pipe (False) or `kill_at` passes (True)."""
-        poller = select.poll()
-        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-        buf = bytearray()
-        while True:
-            remaining = kill_at - time.monotonic()
-            if remaining <= 0:
-                return True
-            if not poller.poll(max(1, int(min(remaining, _CPU_CHECK_S) * 1000))):
-                if self.pid and _cpu_seconds(self.pid) > self.cpu_limit:
-                    raise _OverCpu(f"killed past its limit of {self.cpu_limit - HARD_KILL_GRACE_S:g} CPU seconds")
-                continue
-            chunk = os.read(fd, _READ_CHUNK)
-            if not chunk:
-                if buf:
-                    raise BadDecoderOutput(f"{len(buf)} bytes of an unfinished message")
-                return False
-            buf += chunk
-            while len(buf) >= _HEADER.size:
-                kind, size = _HEADER.unpack_from(buf)
-                self._check_header(kind, size)
-                if len(buf) < _HEADER.size + size:
-                    break
-                payload = bytes(buf[_HEADER.size:_HEADER.size + size])
-                del buf[:_HEADER.size + size]
-                self._take(kind, payload)
-
-    def _check_header(self, kind: bytes, size: int) -> None:
-        if self.final is not None:
-            raise BadDecoderOutput(f"a message ({kind!r}) after the child's final word")
-        if kind not in b"SXFGIRE" or len(kind) != 1:
-            raise BadDecoderOutput(f"an unknown message kind {kind!r}")
-        if self.confined is None and kind not in (b"S", b"X"):
-            raise BadDecoderOutput(f"a {kind!r} message before the sandbox report")
-        if kind in (b"S", b"X") and self.confined is not None:
-            raise BadDecoderOutput("a second sandbox report")
-        limit = self.max_frame_message if kind in (b"F", b"G") else MAX_TEXT_MESSAGE
-        if size > limit:
-            raise BadDecoderOutput(f"a {kind.decode(errors='replace')} message of {size} bytes (at most {limit})")
-
-    def _take(self, kind: bytes, payload: bytes) -> None:
-        if kind == b"S":
-            self.confined = True
-        elif kind == b"X":  # set-up of the sandbox failed: this machine's problem, not the video's
-            self.confined = False
-            self.final = (kind, payload)
-        elif kind in (b"F", b"G"):
-            if len(payload) < _FRAME.size:
-                raise BadDecoderOutput(f"a frame message of {len(payload)} bytes")
-            index, ts_ms, width, height = _FRAME.unpack_from(payload)
-            data = payload[_FRAME.size:]
-            check_frame(kind, index, ts_ms, width, height, data, last_index=self.last_index,
-                        max_side=self.max_side, max_ts_ms=self.max_ts_ms)
-            self.last_index = index
-            self.frames += 1
-            self.bytes += len(data)
-            if self.frames > self.max_frames or self.bytes > self.max_bytes:
-                raise _TooMany(f"more than {self.max_frames} sampled frames or {self.max_bytes} bytes "
-                               f"(at frame {self.frames}, {self.bytes} bytes)")
-            self.sink(SampledFrame(frame_index=index, ts_ms=ts_ms, width=width, height=height,
-                                   jpeg=data if kind == b"F" else b"", rgb=data if kind == b"G" else None))
-        else:  # I, R, E: the child's final word
-            self.final = (kind, payload)
 
 
 def _reap(pid: int, kill_at: float) -> tuple[int, float]:
@@ -298,7 +192,7 @@ def _pidfd(pid: int) -> int | None:
         return None
 
 
-def _outcome(reader: _Reader, status: int, cpu_s: float, timed_out: bool, limits: DecodeLimits,
+def _outcome(reader: Reader, status: int, cpu_s: float, timed_out: bool, limits: DecodeLimits,
              wall_s: float) -> VideoInfo:
     if timed_out:
         raise VideoRejected("decode_timeout", f"no result after {wall_s:g}s of wall-clock time "
@@ -343,7 +237,7 @@ def _child(fd: int, parent: int, path: str, kwargs: dict) -> None:
         _die_with_parent(parent)
 
         def send(kind: bytes, payload: bytes) -> None:
-            view = memoryview(_HEADER.pack(kind, len(payload)) + payload)
+            view = memoryview(HEADER.pack(kind, len(payload)) + payload)
             while view:
                 view = view[os.write(fd, view):]
 
@@ -357,9 +251,9 @@ def _child(fd: int, parent: int, path: str, kwargs: dict) -> None:
 
         def send_frame(f: SampledFrame) -> None:
             if f.rgb is None:
-                send(b"F", _FRAME.pack(f.frame_index, f.ts_ms, f.width, f.height) + f.jpeg)
+                send(b"F", FRAME.pack(f.frame_index, f.ts_ms, f.width, f.height) + f.jpeg)
             else:
-                send(b"G", _FRAME.pack(f.frame_index, f.ts_ms, f.width, f.height) + f.rgb)
+                send(b"G", FRAME.pack(f.frame_index, f.ts_ms, f.width, f.height) + f.rgb)
 
         def reject(reason: str, message: str) -> None:
             send(b"R", json.dumps({"reason": reason, "message": message}).encode())
@@ -401,7 +295,7 @@ def _apply_limits(limits: DecodeLimits) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # no RLIMIT_CPU: while one is set the kernel counts the process's CPU time in scheduler
     # ticks, and the decoders' CPU split (VideoInfo) would read 0 on short steps; the parent
-    # watches the child's CPU time instead (_Reader.read)
+    # watches the child's CPU time instead (payloads.Reader.read)
     mapped, data = _address_space()
     # RLIMIT_AS bounds new mappings; RLIMIT_DATA also bounds memory made writable inside
     # mappings that already exist (glibc grows other threads' reserved malloc arenas with

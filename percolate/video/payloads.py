@@ -1,4 +1,5 @@
-"""What the isolated decode's parent accepts from its child: every message checked.
+"""The isolated decode's pipe: its framing, and what the parent accepts from its child,
+every message checked (`Reader`).
 
 The child parses hostile bytes, so the parent treats what it sends as hostile too: a frame
 must be a JPEG (or raw RGB) of the size it states, within the sampler's `max_side`, at a
@@ -11,15 +12,25 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import select
+import struct
+import time
 from dataclasses import fields
 
-from percolate.video.limits import DECODE_MODES, VideoInfo
+from percolate.video.limits import DECODE_MODES, DecodeLimits, SampledFrame, VideoInfo, frame_cap
+
+HEADER = struct.Struct(">cI")  # message kind, payload length
+FRAME = struct.Struct(">iqii")  # frame_index, ts_ms, width, height; the JPEG (b"F") or RGB bytes (b"G") follow
 
 MAX_TEXT_MESSAGE = 64 * 1024  # VideoInfo, a rejection or an error, as JSON
 _SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM, RSTn: no length
 _INFO_FIELDS = {f.name: f for f in fields(VideoInfo)}
 _MAX_COUNT = 1 << 40
+_READ_CHUNK = 1 << 20
+_CPU_CHECK_S = 1.0  # how often the parent looks at a silent child's CPU time
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class BadDecoderOutput(Exception):
@@ -121,3 +132,109 @@ def parse_info(payload: bytes, *, max_duration_s: float) -> VideoInfo:
         elapsed_s=number("elapsed_s", 0, 1e9), decode_cpu_s=number("decode_cpu_s", 0, 1e9),
         convert_cpu_s=number("convert_cpu_s", 0, 1e9), encode_cpu_s=number("encode_cpu_s", 0, 1e9),
     )
+
+
+class TooManyFrames(Exception):
+    """More frames or bytes than the per-video cap."""
+
+
+class OverCpu(Exception):
+    """A silent child past its CPU-time limit (one FFmpeg call that never returns)."""
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process, from /proc (0 when unreadable)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime (fields 14, 15)
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class Reader:
+    """The parent's side of the pipe: frames checked and handed to the sink as they arrive,
+    the child's final word (`S` sandbox ready, then frames, then `I`, `R` or `E`) kept; the
+    child's CPU time looked at every second (`OverCpu` past `cpu_limit_s`)."""
+
+    def __init__(self, sink, pid: int, *, fps, max_side: int, limits: DecodeLimits, cpu_limit_s: float):
+        self.sink, self.max_side = sink, int(max_side)
+        self.max_frames, self.max_bytes = frame_cap(limits, fps), int(limits.max_sampled_bytes)
+        self.max_ts_ms = int(float(limits.max_duration_s) * 2000) + 60_000
+        self.max_info_duration = float(limits.max_duration_s)
+        self.max_frame_message = FRAME.size + 3 * self.max_side * self.max_side + 65536
+        self.frames = self.bytes = 0
+        self.last_index: int | None = None
+        self.confined: bool | None = None  # the child's first message says whether it could confine itself
+        self.pid = pid  # the child, whose CPU time is watched while it is silent
+        self.cpu_limit, self.limit_s = cpu_limit_s, float(limits.time_limit_s)
+        self.final: tuple[bytes, bytes] | None = None
+
+    def read(self, fd: int, kill_at: float) -> bool:
+        """Read until the child closes the pipe (False) or `kill_at` passes (True)."""
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        buf = bytearray()
+        next_check = time.monotonic() + _CPU_CHECK_S
+        while True:
+            now = time.monotonic()
+            remaining = kill_at - now
+            if remaining <= 0:
+                return True
+            if now >= next_check:  # silent or not: a child may send frames and spin between them
+                next_check = now + _CPU_CHECK_S
+                if self.pid and _cpu_seconds(self.pid) > self.cpu_limit:
+                    raise OverCpu(f"killed past its limit of {self.limit_s:g} CPU seconds")
+            if not poller.poll(max(1, int(min(remaining, _CPU_CHECK_S) * 1000))):
+                continue
+            chunk = os.read(fd, _READ_CHUNK)
+            if not chunk:
+                if buf:
+                    raise BadDecoderOutput(f"{len(buf)} bytes of an unfinished message")
+                return False
+            buf += chunk
+            while len(buf) >= HEADER.size:
+                kind, size = HEADER.unpack_from(buf)
+                self._check_header(kind, size)
+                if len(buf) < HEADER.size + size:
+                    break
+                payload = bytes(buf[HEADER.size:HEADER.size + size])
+                del buf[:HEADER.size + size]
+                self._take(kind, payload)
+
+    def _check_header(self, kind: bytes, size: int) -> None:
+        if self.final is not None:
+            raise BadDecoderOutput(f"a message ({kind!r}) after the child's final word")
+        if kind not in b"SXFGIRE" or len(kind) != 1:
+            raise BadDecoderOutput(f"an unknown message kind {kind!r}")
+        if self.confined is None and kind not in (b"S", b"X"):
+            raise BadDecoderOutput(f"a {kind!r} message before the sandbox report")
+        if kind in (b"S", b"X") and self.confined is not None:
+            raise BadDecoderOutput("a second sandbox report")
+        limit = self.max_frame_message if kind in (b"F", b"G") else MAX_TEXT_MESSAGE
+        if size > limit:
+            raise BadDecoderOutput(f"a {kind.decode(errors='replace')} message of {size} bytes (at most {limit})")
+
+    def _take(self, kind: bytes, payload: bytes) -> None:
+        if kind == b"S":
+            self.confined = True
+        elif kind == b"X":  # set-up of the sandbox failed: this machine's problem, not the video's
+            self.confined = False
+            self.final = (kind, payload)
+        elif kind in (b"F", b"G"):
+            if len(payload) < FRAME.size:
+                raise BadDecoderOutput(f"a frame message of {len(payload)} bytes")
+            index, ts_ms, width, height = FRAME.unpack_from(payload)
+            data = payload[FRAME.size:]
+            check_frame(kind, index, ts_ms, width, height, data, last_index=self.last_index,
+                        max_side=self.max_side, max_ts_ms=self.max_ts_ms)
+            self.last_index = index
+            self.frames += 1
+            self.bytes += len(data)
+            if self.frames > self.max_frames or self.bytes > self.max_bytes:
+                raise TooManyFrames(f"more than {self.max_frames} sampled frames or {self.max_bytes} bytes "
+                               f"(at frame {self.frames}, {self.bytes} bytes)")
+            self.sink(SampledFrame(frame_index=index, ts_ms=ts_ms, width=width, height=height,
+                                   jpeg=data if kind == b"F" else b"", rgb=data if kind == b"G" else None))
+        else:  # I, R, E: the child's final word
+            self.final = (kind, payload)
