@@ -150,7 +150,10 @@ def stream_video_isolated(
         raise
     finally:
         os.close(read_fd)
-    status, cpu_s = _reap(pid, kill_at if not timed_out else time.monotonic())
+    # a child that has said its last word has a second to exit; one that said nothing, until kill_at
+    until = time.monotonic() if timed_out else min(kill_at, time.monotonic() + HARD_KILL_GRACE_S) \
+        if reader.final is not None else kill_at
+    status, cpu_s = _reap(pid, until)
     try:
         return _outcome(reader, status, cpu_s, timed_out, limits, wall_s)
     except BadDecoderOutput as exc:

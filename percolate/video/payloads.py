@@ -171,7 +171,8 @@ class Reader:
         self.final: tuple[bytes, bytes] | None = None
 
     def read(self, fd: int, kill_at: float) -> bool:
-        """Read until the child closes the pipe (False) or `kill_at` passes (True)."""
+        """Read until the child's final word or the pipe's end (False), or until `kill_at`
+        passes (True)."""
         poller = select.poll()
         poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
         buf = bytearray()
@@ -201,6 +202,10 @@ class Reader:
                 payload = bytes(buf[HEADER.size:HEADER.size + size])
                 del buf[:HEADER.size + size]
                 self._take(kind, payload)
+                if self.final is not None:  # its last word: nothing more is read
+                    if buf:
+                        raise BadDecoderOutput(f"{len(buf)} bytes after the child's final word")
+                    return False
 
     def _check_header(self, kind: bytes, size: int) -> None:
         if self.final is not None:

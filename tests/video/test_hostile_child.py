@@ -204,3 +204,19 @@ def _children() -> list[int]:
         with open(f"/proc/{os.getpid()}/task/{task}/children") as fh:
             pids += [int(p) for p in fh.read().split()]
     return pids
+
+
+def test_a_child_that_lingers_after_its_last_word_is_not_waited_for(monkeypatch, media):
+    """The result counts once the child has said its last word; a child that then keeps its
+    pipe open is killed a second later, not at the wall-clock limit."""
+    real_exit = os._exit
+
+    def linger(code):  # runs in the child only: the parent never calls os._exit
+        time.sleep(60)
+        real_exit(code)
+
+    monkeypatch.setattr(isolation.os, "_exit", linger)
+    t0 = time.monotonic()
+    info, frames = sample_video_isolated(media["gop30"], limits=DecodeLimits(time_limit_s=30))
+    assert len(frames) == 5 and info.codec == "h264"
+    assert time.monotonic() - t0 < 5
