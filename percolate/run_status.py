@@ -35,7 +35,7 @@ def check_quarantine_share(settings: Settings, date: str, run_id: str) -> dict:
     videos = len(outcomes)
     quarantined = outcomes[outcomes["status"] != "ok"]
     share = len(quarantined) / videos if videos else 0.0
-    history = [run["videos_quarantined"] / run["videos"] for run in trailing_runs(settings, date)
+    history = [(run.get("videos_quarantined") or 0) / run["videos"] for run in trailing_runs(settings, date)
                if run["dt"] != date and run.get("videos")]
     spike = quarantine_spike(share, history)
     reasons = Counter(quarantined["reason"].fillna("?"))
