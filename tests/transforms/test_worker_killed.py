@@ -54,11 +54,15 @@ def children(pid):
     """Children of every thread of `pid` (a JVM starts processes from many threads)."""
     found = []
     try:
-        for task in os.listdir(f"/proc/{pid}/task"):
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
             with open(f"/proc/{pid}/task/{task}/children") as fh:
                 found += [int(p) for p in fh.read().split()]
-    except OSError:
-        pass
+        except OSError:  # a thread that ended meanwhile
+            continue
     return found
 
 def cmdline(pid):

@@ -201,8 +201,11 @@ def test_a_child_burning_cpu_silently_is_killed_at_its_cpu_limit(monkeypatch, me
 def _children() -> list[int]:
     pids = []
     for task in os.listdir(f"/proc/{os.getpid()}/task"):
-        with open(f"/proc/{os.getpid()}/task/{task}/children") as fh:
-            pids += [int(p) for p in fh.read().split()]
+        try:
+            with open(f"/proc/{os.getpid()}/task/{task}/children") as fh:
+                pids += [int(p) for p in fh.read().split()]
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
     return pids
 
 
