@@ -8,6 +8,7 @@ from importlib.util import find_spec
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, chain, dag, task
 
+from percolate.core.tuning import submit_confs  # driver memory and JVM options, measured (docs/tuning.md)
 from percolate.spark_operator import GuardedSparkSubmitOperator  # spark-submit stops when its task dies
 
 DOC = """
@@ -244,7 +245,7 @@ def percolate_nightly():
             application=job(task_id),
             application_args=JOB_ARGS + (extra_args or []),
             name=f"percolate-{task_id}",
-            conf={"spark.driver.memory": "3g", "spark.ui.enabled": "false"},
+            conf=submit_confs(),
             execution_timeout=timedelta(hours=4),
             **kwargs,
         )

@@ -169,9 +169,11 @@ def _task_failed(log_path: Path) -> bool:
 
 def spark_submit_cmd(settings: Settings, job: str, args: list[str]) -> list[str]:
     """The spark-submit command line of one Spark job on the configured master."""
+    from percolate.core.tuning import submit_confs
+
+    confs = [arg for key, value in submit_confs().items() for arg in ("--conf", f"{key}={value}")]
     return [str(bin_dir() / "spark-submit"), "--master", settings.spark_master, "--name", f"percolate-{job}",
-            "--conf", "spark.driver.memory=3g", "--conf", "spark.ui.enabled=false",
-            str(REPO / "jobs" / f"{job}.py"), *args]
+            *confs, str(REPO / "jobs" / f"{job}.py"), *args]
 
 
 def spark_submit(settings: Settings, job: str, args: list[str], log_name: str) -> None:

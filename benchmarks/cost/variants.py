@@ -59,15 +59,16 @@ def decode_limit(env: dict[str, str], date: str, logs: Path) -> dict:
 def models_on_everything(env: dict[str, str], date: str, fps: float, calls: list[str] | None, logs: Path,
                          name: str) -> dict:
     """naive (fps 0) or sampled only (fps 1): benchmarks/cost/model_job.py under spark-submit."""
+    from percolate.core.tuning import submit_confs
     from workflows.launch import bin_dir
 
     videos = day_videos(env, date, calls)
     spec, out = logs / f"{name}-{date}.videos.json", logs / f"{name}-{date}.result.json"
     spec.write_text(json.dumps(videos))
     settings = settings_of(env)
+    confs = [arg for key, value in submit_confs().items() for arg in ("--conf", f"{key}={value}")]
     cmd = [str(bin_dir() / "spark-submit"), "--master", settings.spark_master, "--name", f"percolate-bench-{name}",
-           "--conf", "spark.driver.memory=3g", "--conf", "spark.ui.enabled=false",
-           str(REPO / "benchmarks" / "cost" / "model_job.py"), "--videos", str(spec), "--fps", str(fps),
+           *confs, str(REPO / "benchmarks" / "cost" / "model_job.py"), "--videos", str(spec), "--fps", str(fps),
            "--out", str(out)]
     run_env = dict(env, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
                    SPARK_LOCAL_IP=env.get("SPARK_LOCAL_IP", "127.0.0.1"))

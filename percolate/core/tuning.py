@@ -38,6 +38,29 @@ HEAVY_FORWARD_BATCH = 16
 HEAVY_CHUNK = 256
 
 
+# JVM options of every Spark driver Percolate starts for one job or one session (the nightly
+# and weekly jobs under spark-submit, `percolate query`, tests, the benchmark's variants): the
+# C1 compiler only, and the serial collector. Such a driver lives seconds to minutes and mostly
+# moves bytes between Python workers and Parquet; the C2 compiler's threads cost more CPU than
+# its faster code gives back in that time. Process-tree CPU seconds per job, default -> these
+# options, 2 runs each (2026-12-04, the 2-core machine; 12 calls of 100-140 s, 0.385
+# video-hours, a keyframe every second: `percolate generate-day --date 2026-12-20 --calls 12
+# --seed 5 --backgrounds holdout --min-seconds 100 --max-seconds 140`, then each job alone under
+# benchmarks/cost/meter.py): sample_frames 28.9 -> 19.8, prefilter 25.0 -> 16.8, heavy
+# 22.4 -> 15.0, publish 51.7 -> 29.7; on a 2-call day of 11 s, sample_frames 19.5 -> 13.3
+# (C1 alone 13.6, serial GC alone 17.5). Wall time 2-6 s less per job. Long-lived JVMs keep
+# the JVM's defaults: the Thrift server, and a cluster's executors (only the driver's options
+# are set). docs/tuning.md.
+DRIVER_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+DRIVER_MEMORY = "3g"  # a job's driver (local mode: the executor too); tests and tools use 2g
+
+
+def submit_confs() -> dict[str, str]:
+    """The `--conf` settings of every spark-submit of a Percolate job (DAGs, CLI, benchmark)."""
+    return {"spark.driver.memory": DRIVER_MEMORY, "spark.ui.enabled": "false",
+            "spark.driver.extraJavaOptions": DRIVER_JAVA_OPTIONS}
+
+
 def spark_confs() -> dict[str, str]:
     """The Spark settings above, as session configuration."""
     return {

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from percolate.core.tuning import submit_confs
+
 pytestmark = pytest.mark.airflow
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
@@ -57,6 +59,7 @@ def test_nightly_shape(dagbag):
         assert task._conn_id == "spark_default"
         assert task.application.endswith(f"jobs/{task.task_id}.py") and Path(task.application).is_file()
         assert "{{ ds }}" in task.application_args and "{{ run_id }}" in task.application_args
+        assert task.conf == submit_confs()  # the measured driver memory and JVM options
     assert set(dag.params.keys()) == {"prefilter_model", "heavy_model", "drift_reference_before", "sample_fps",
                                       "decode_time_limit_s", "dry_run", "budget_usd", "on_over_budget"}
     sample = next(t for t in spark_tasks if t.task_id == "sample_frames")

@@ -26,3 +26,20 @@ def test_arrow_batches_hold_whole_forward_batches():
 def test_live_session_runs_with_the_tuned_settings(spark):
     assert spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch") == str(tuning.ARROW_MAX_RECORDS_PER_BATCH)
     assert spark.sparkContext.getConf().get("spark.python.worker.reuse") == "true"
+
+
+@pytest.mark.spark
+def test_the_session_jvm_runs_with_the_short_lived_driver_options(spark):
+    # set on the builder, so they reach the JVM this process starts (tuning.DRIVER_JAVA_OPTIONS)
+    jvm_args = list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+                    .getInputArguments())
+    assert set(tuning.DRIVER_JAVA_OPTIONS.split()) <= set(jvm_args), jvm_args
+
+
+def test_every_spark_submit_passes_the_driver_options(settings):
+    from workflows.launch import spark_submit_cmd
+
+    cmd = spark_submit_cmd(settings, "publish", ["--date", "2026-11-20"])
+    confs = {cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--conf"}
+    assert f"spark.driver.extraJavaOptions={tuning.DRIVER_JAVA_OPTIONS}" in confs
+    assert f"spark.driver.memory={tuning.DRIVER_MEMORY}" in confs
