@@ -7,6 +7,7 @@ import datetime as dt
 import time
 
 from percolate.core.layout import check_date
+from percolate.core.metering import start_job_meter
 from percolate.core.settings import Settings
 
 
@@ -37,9 +38,12 @@ def model_spec(settings: Settings, role: str, version: str) -> dict:
 
 
 class Stopwatch:
-    """Wall time of a job, and when it started (UTC, ISO, no zone: Spark's session zone is UTC)."""
+    """Wall time of a job, and when it started (UTC, ISO, no zone: Spark's session zone is UTC).
+    Starts the job's CPU meter too (`percolate.core.metering.start_job_meter`): create it
+    before the Spark session, so the meter sees every Python worker."""
 
     def __init__(self) -> None:
+        start_job_meter()
         self.start = time.perf_counter()
         self.started_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0).isoformat()
 

@@ -32,8 +32,9 @@ def _per_core_hour(video_s: float, cpu_s: float) -> float | None:
 
 
 def stage_cpu(run: dict) -> dict[str, float]:
-    """CPU seconds of one nightly run by stage (the jobs' own metering) and Airflow (the rest
-    of the process tree: Airflow, its in-process tasks, the GX validations)."""
+    """CPU seconds of one nightly run by stage (the jobs' own metering) and "airflow": the rest
+    of the process tree (Airflow, its in-process tasks, the GX validations, and whatever CPU
+    of the jobs their own metering did not see)."""
     s = run["summary"]
     cpu = {stage: float(s.get(f"cpu_s_{stage}") or 0.0) for stage in STAGES}
     cpu["airflow"] = max(float(run["meter"]["cpu_s"]) - sum(cpu.values()), 0.0)
