@@ -60,20 +60,18 @@ def _kind(p, cmd: list[str]) -> str:
     return "other"
 
 
-def profile(cmd: list[str], interval_s: float = 0.1) -> dict:
-    """Run `cmd`; {"rc", "wall_s", "rows": [{"job", "kind", "processes", "own", "children"}]}."""
+def _poll(me, seen: dict, proc, interval_s: float) -> None:
+    """Until `proc` ends: every process under `me`, its job, kind and CPU at the last sighting."""
     import psutil
 
-    seen: dict[tuple[int, float], dict] = {}
-    start = time.monotonic()
-    proc = subprocess.Popen(cmd)
-    me = psutil.Process()
     while True:
         done = proc.poll() is not None
         for p in me.children(recursive=True):
             try:
                 key = (p.pid, p.create_time())
                 row = seen.get(key)
+                if row is not None and row.get("skip"):
+                    continue
                 cmdline = _cmd(p)
                 if row is None or row["kind"] == "other" and cmdline:
                     ancestry = [cmdline] + [_cmd(q) for q in p.parents()]
@@ -82,10 +80,8 @@ def profile(cmd: list[str], interval_s: float = 0.1) -> dict:
                         continue
                     job = next((m.group(1) for c in ancestry if (m := JOB.search(" ".join(c)))), "outside")
                     row = seen[key] = {"job": job, "kind": _kind(p, cmdline)}
-                elif row.get("kind") != "jvm" and cmdline and "java" in cmdline[0].rsplit("/", 1)[-1]:
+                elif row["kind"] != "jvm" and cmdline and "java" in cmdline[0].rsplit("/", 1)[-1]:
                     row["kind"] = "jvm"
-                if row.get("skip"):
-                    continue
                 t = p.cpu_times()
                 row["own"], row["children"] = t.user + t.system, t.children_user + t.children_system
             except psutil.Error:
@@ -93,6 +89,21 @@ def profile(cmd: list[str], interval_s: float = 0.1) -> dict:
         if done:
             break
         time.sleep(interval_s)
+
+
+def profile(cmd: list[str], interval_s: float = 0.1) -> dict:
+    """Run `cmd`; {"rc", "wall_s", "rows": [{"job", "kind", "processes", "own", "children"}]}."""
+    import psutil
+
+    seen: dict[tuple[int, float], dict] = {}
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd)
+    me = psutil.Process()
+    try:
+        _poll(me, seen, proc, interval_s)
+    except BaseException:
+        proc.kill()  # leave no run behind
+        raise
     rows: dict[tuple[str, str], dict] = {}
     for row in seen.values():
         if row.get("skip") or "own" not in row:

@@ -25,3 +25,22 @@ def test_a_job_driver_is_found_by_its_script_and_its_cpu_counted():
 def test_a_plain_command_is_outside_the_jobs():
     result = profile([sys.executable, "-c", BURN], interval_s=0.02)
     assert [(r["job"], r["kind"]) for r in result["rows"]] == [("outside", "other")]
+
+
+def test_processes_forked_by_a_python_worker_are_left_to_its_children_column():
+    # argv names pyspark.daemon, as PySpark's daemon and its forked workers' do: the first
+    # process is the daemon, its child a worker, the worker's child a decode child (skipped:
+    # its CPU reaches the worker's `children` when the worker reaps it)
+    script = ("import os, time\n"
+              "if os.fork() == 0:\n"
+              "    if os.fork() == 0:\n"
+              f"        exec({BURN!r})\n"
+              "        os._exit(0)\n"
+              "    os.wait(); time.sleep(0.2); os._exit(0)\n"
+              "os.wait()\n")
+    result = profile([sys.executable, "-c", script, "pyspark.daemon"], interval_s=0.02)
+    assert result["rc"] == 0
+    rows = {(r["job"], r["kind"]): r for r in result["rows"]}
+    assert set(rows) == {("outside", "pydaemon"), ("outside", "pyworker")}, rows
+    assert rows[("outside", "pyworker")]["processes"] == 1
+    assert rows[("outside", "pyworker")]["children"] >= 0.3
