@@ -91,7 +91,7 @@ class JobMeter(threading.Thread):
         self._seen: dict[tuple[int, str], int] = {}
         self._ignoring: dict[int, bool] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._halt = threading.Event()  # not _stop: threading.Thread has its own
 
     def poll(self) -> dict[tuple[int, str], tuple[int, int]]:
         tree = _tree(self.root)
@@ -102,7 +102,7 @@ class JobMeter(threading.Thread):
         return tree
 
     def run(self) -> None:
-        while not self._stop.wait(self.interval_s):
+        while not self._halt.wait(self.interval_s):
             self.poll()
 
     def vanished_cpu_seconds(self) -> float:
@@ -111,7 +111,7 @@ class JobMeter(threading.Thread):
             return sum(t for key, t in self._seen.items() if key not in live) / _TICKS
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
 
 _METER: JobMeter | None = None

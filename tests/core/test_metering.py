@@ -66,3 +66,11 @@ def test_start_job_meter_runs_once_and_job_cpu_seconds_uses_it(monkeypatch):
         assert metering.job_cpu_seconds() >= metering.tree_cpu_seconds(metering.os.getpid()) - 0.05
     finally:
         first.stop()
+
+
+def test_a_stopped_meter_ends_and_can_be_joined():
+    meter = metering.JobMeter(metering.os.getpid(), interval_s=0.01)
+    meter.start()
+    meter.stop()
+    meter.join(timeout=5)
+    assert not meter.is_alive()
