@@ -10,9 +10,9 @@ and is one of: `jvm` (a driver JVM, with the spark-submit launcher it replaced),
 (PySpark's daemon), `pyworker` (a Python worker: its `children` column holds the decode
 children it forked and reaped), `airflow`, or `other`.
 
-Sum `own` over all rows and `children` over the `jvm` and `pyworker` rows for a job's whole
-CPU (a JVM's children: the spark-submit launcher it replaced and the short-lived commands it
-ran, chmod and rm). The processes forked by a Python worker (the sampler's decode children) are not listed:
+A job's CPU is `own` over all its rows plus `children` of its `pyworker` rows. A `jvm` row's
+`children` repeat the spark-submit launcher (listed on its own too) and add the short-lived
+commands the JVM ran (chmod, rm) that a poll may have missed: compare days by differences. The processes forked by a Python worker (the sampler's decode children) are not listed:
 their CPU is the worker's `children`. Each process loses at most its last 0.1 s.
 Used for the profile in docs/cost.md ("Where the CPU goes"); `benchmarks/cost/meter.py`
 stays the benchmark's total.
