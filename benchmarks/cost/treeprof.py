@@ -60,13 +60,24 @@ def _kind(p, cmd: list[str]) -> str:
     return "other"
 
 
-def _poll(me, seen: dict, proc, interval_s: float) -> None:
-    """Until `proc` ends: every process under `me`, its job, kind and CPU at the last sighting."""
+def _tree(root) -> list:
+    """`root` and its live descendants (none once it is gone)."""
+    import psutil
+
+    try:
+        return [root] + root.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _poll(root, seen: dict, proc, interval_s: float) -> None:
+    """Until `proc` ends: `root` (its process) and every process under it, with its job, kind
+    and CPU at the last sighting. Not the caller's other children: only the command's tree."""
     import psutil
 
     while True:
         done = proc.poll() is not None
-        for p in me.children(recursive=True):
+        for p in _tree(root):
             try:
                 key = (p.pid, p.create_time())
                 row = seen.get(key)
@@ -98,9 +109,8 @@ def profile(cmd: list[str], interval_s: float = 0.1) -> dict:
     seen: dict[tuple[int, float], dict] = {}
     start = time.monotonic()
     proc = subprocess.Popen(cmd)
-    me = psutil.Process()
     try:
-        _poll(me, seen, proc, interval_s)
+        _poll(psutil.Process(proc.pid), seen, proc, interval_s)
     except BaseException:
         proc.kill()  # leave no run behind
         raise

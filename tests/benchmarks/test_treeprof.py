@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import pytest
@@ -44,3 +45,14 @@ def test_processes_forked_by_a_python_worker_are_left_to_its_children_column():
     assert set(rows) == {("outside", "pydaemon"), ("outside", "pyworker")}, rows
     assert rows[("outside", "pyworker")]["processes"] == 1
     assert rows[("outside", "pyworker")]["children"] >= 0.3
+
+
+def test_only_the_commands_tree_is_profiled():
+    # another child of the caller (a test session's Spark JVM, a server) is not the command's
+    other = subprocess.Popen([sys.executable, "-c", BURN + "time.sleep(5)\n", "jobs/other_job.py"])
+    try:
+        result = profile([sys.executable, "-c", BURN], interval_s=0.02)
+    finally:
+        other.kill()
+        other.wait()
+    assert [(r["job"], r["kind"]) for r in result["rows"]] == [("outside", "other")]
