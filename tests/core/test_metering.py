@@ -27,9 +27,12 @@ sys.stdin.readline()
 """
 
 
-def _run_daemon(meter: metering.JobMeter | None) -> float:
-    """CPU seconds of our tree (the meter's root) once the daemon's worker has exited."""
+def _run_daemon(metered: bool) -> float:
+    """CPU seconds of the stand-in daemon's tree once its worker has exited: a plain tree walk,
+    or with a `JobMeter` rooted at the daemon polling meanwhile (only that tree: whatever else
+    the test session runs does not count)."""
     proc = subprocess.Popen([sys.executable, "-c", DAEMON], stdin=subprocess.PIPE, text=True)
+    meter = metering.JobMeter(proc.pid, interval_s=0.02) if metered else None
     try:
         seen, deadline = False, time.monotonic() + 60
         while time.monotonic() < deadline:  # the worker appears, works and exits; the meter polls
@@ -39,22 +42,18 @@ def _run_daemon(meter: metering.JobMeter | None) -> float:
             if seen and not working:
                 break
             seen = seen or working
-            time.sleep(0.05)
+            time.sleep(0.02)
         assert seen, "the stand-in daemon never forked its worker"
-        own = metering.tree_cpu_seconds(metering.os.getpid())
+        own = metering.tree_cpu_seconds(proc.pid)
         return own + (meter.vanished_cpu_seconds() if meter is not None else 0.0)
     finally:
         proc.communicate("go\n", timeout=30)
 
 
 def test_the_meter_counts_workers_that_exited():
-    before = metering.tree_cpu_seconds(metering.os.getpid())
-    without = _run_daemon(None) - before
-    meter = metering.JobMeter(metering.os.getpid(), interval_s=0.05)
-    before = metering.tree_cpu_seconds(metering.os.getpid())
-    with_meter = _run_daemon(meter) - before
+    without, with_meter = _run_daemon(False), _run_daemon(True)
     # the exited worker's ~0.6 CPU-s are lost to a plain tree walk, found by the meter
-    assert with_meter - without > 0.4, (with_meter, without)
+    assert without < 0.4 < with_meter, (without, with_meter)
 
 
 def test_start_job_meter_runs_once_and_job_cpu_seconds_uses_it(monkeypatch):
