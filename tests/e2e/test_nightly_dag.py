@@ -1,5 +1,13 @@
 """The nightly DAG end to end (Airflow `dags test` -> spark-submit -> tables), in three runs
-that share one warehouse (each run costs minutes of fixed start-up, so the scenarios share them):
+that share one warehouse (each run costs minutes of fixed start-up, so the scenarios share them).
+
+One module (about 650 lines) on purpose: every scenario reads the one warehouse its module
+fixture fills, and a second module would pay the fixture's DAG runs again (about 6 minutes on
+2 cores); splitting it would mean moving the fixture to a session-scoped conftest that the
+scheduler test would start too, for nothing. Shared helpers live in `e2e_support.py`,
+`hostile_files.py` and `poll_reader.py`.
+
+The scenarios:
 
 - YESTERDAY: the hostile day's good files alone, through models brought as TorchScript files
   (`percolate models register`), picked by the DAG's params through an alias: their own
@@ -18,11 +26,6 @@ that share one warehouse (each run costs minutes of fixed start-up, so the scena
   a backfill dry run (also through the DAG's `dry_run` param) and `--only-failed`.
 
 The warehouse's metastore is PostgreSQL (`infra/postgres.sh`), so readers and writers run at once.
-
-One module (about 630 lines) on purpose: every scenario reads the one warehouse its module
-fixture fills, and a second module would pay the fixture's DAG runs again (about 6 minutes
-for the fixture on 2 cores); splitting it would mean moving the fixture to a session-scoped
-conftest that the scheduler test would start too, for nothing. Shared helpers live in `e2e_support.py`, `hostile_files.py` and `poll_reader.py`.
 
 Models here are small untrained-but-real torch networks from a fixed seed or fixed weights:
 quality is the models' tests' business, plumbing is this one's.
