@@ -23,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+from percolate.core.metering import ignores_sigchld
+
 PR_SET_CHILD_SUBREAPER = 36
 LINGER_S = 60.0  # how long descendants may outlive the command before they are stopped
 
@@ -40,21 +42,6 @@ def run_metered(cmd: list[str], env: dict[str, str], cwd: Path, log_path: Path) 
     if not out.exists():
         raise RuntimeError(f"the meter failed (exit {rc}); log {log_path}")
     return dict(json.loads(out.read_text()), log=str(log_path))
-
-
-SIGCHLD_BIT = 1 << (signal.SIGCHLD - 1)
-
-
-def _ignores_sigchld(pid: int) -> bool:
-    """Whether `pid` ignores SIGCHLD: its children are reaped by the kernel, and their CPU is
-    added to nobody's RUSAGE_CHILDREN (PySpark's daemon does this to its Python workers)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("SigIgn:"):
-                return bool(int(line.split()[1], 16) & SIGCHLD_BIT)
-    except (OSError, ValueError):
-        pass
-    return False
 
 
 class _Sampler(threading.Thread):
@@ -77,7 +64,7 @@ class _Sampler(threading.Thread):
                 try:
                     total += p.memory_info().rss
                     ppid = p.ppid()
-                    if ignoring.setdefault(ppid, _ignores_sigchld(ppid)):
+                    if ignoring.setdefault(ppid, ignores_sigchld(ppid)):
                         t = p.cpu_times()
                         self.unreaped[(p.pid, p.create_time())] = t.user + t.system + t.children_user + \
                             t.children_system

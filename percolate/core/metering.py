@@ -14,6 +14,7 @@ polls its tree every second and adds the last CPU it saw of every such process t
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from pathlib import Path
 
@@ -68,12 +69,13 @@ def tree_cpu_seconds(root: int) -> float:
     return sum(ticks for ticks, _ in _tree(root).values()) / _TICKS
 
 
-def _ignores_sigchld(pid: int) -> bool:
-    """Whether `pid` ignores SIGCHLD (its exited children's CPU then reaches no cutime)."""
+def ignores_sigchld(pid: int) -> bool:
+    """Whether `pid` ignores SIGCHLD: the kernel then reaps its children, and their CPU is added
+    to nobody's cutime (PySpark's daemon does this to its Python workers)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("SigIgn:"):
-                return bool(int(line.split()[1], 16) & (1 << 16))  # bit of SIGCHLD (17)
+                return bool(int(line.split()[1], 16) & (1 << (signal.SIGCHLD - 1)))
     except (OSError, ValueError):
         pass
     return False
@@ -96,7 +98,7 @@ class JobMeter(threading.Thread):
         tree = _tree(self.root)
         with self._lock:
             for key, (ticks, ppid) in tree.items():
-                if key[0] != self.root and self._ignoring.setdefault(ppid, _ignores_sigchld(ppid)):
+                if key[0] != self.root and self._ignoring.setdefault(ppid, ignores_sigchld(ppid)):
                     self._seen[key] = max(ticks, self._seen.get(key, 0))
         return tree
 
