@@ -44,9 +44,10 @@ def keyframes_serve(path: str, fps: Fraction) -> bool:
     return framed <= keyed
 
 
-def frames(path: str, fps: float | None, counts: dict) -> Iterator[tuple[int, int, np.ndarray]]:
+def frames(path: str, fps: float | None, counts: dict, convert=None) -> Iterator[tuple[int, int, np.ndarray]]:
     """(bucket or frame number, ts_ms, HxWx3 RGB) of every kept frame; `counts` gets
-    `decoded`, `kept` and `mode`."""
+    `decoded`, `kept` and `mode`. `convert(frame)` replaces the conversion to RGB at the stored
+    size (`benchmarks.cost.fused_floor` keeps the decoded frame)."""
     import av
 
     rate = Fraction(str(fps)) if fps else None
@@ -70,7 +71,7 @@ def frames(path: str, fps: float | None, counts: dict) -> Iterator[tuple[int, in
                     continue
                 seen.add(key)
                 counts["kept"] += 1
-                yield key, int(frame.pts * tb * 1000), frame.to_ndarray(format="rgb24")
+                yield key, int(frame.pts * tb * 1000), (convert(frame) if convert else frame.to_ndarray(format="rgb24"))
 
 
 def decode_file(job: tuple[str, float | None]) -> dict:

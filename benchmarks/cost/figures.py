@@ -103,12 +103,38 @@ def encoding_figures(raw: dict, enc: str) -> dict:
             "user_day_precision": perc["user_day"]["precision"], "user_day_recall": perc["user_day"]["recall"],
             **split},
     }
+    if "fused_floor" in out:
+        fig["fused_floor"] = fused_floor_figures(out["fused_floor"], dl, day_s, (pf, hv))
     if "sampled_only" in out:
         fig["sampled_only"] = _model_variant(out["sampled_only"], job_fixed, pf + hv)
     fig["funnel"] = {"frames in the videos (30 fps)": round(day_s * 30),
                      "frames decoded": dl["frames_decoded"], "sampled": s["sampled_frames"],
                      "passed the prefilter": s["prefilter_passed"], "heavy model calls": s["heavy_model_runs"]}
     return fig
+
+
+def fused_floor_figures(ff: dict, dl: dict, day_s: float, flops: tuple[float, float]) -> dict:
+    """The fused floor's throughput against the decode limit's, and what 0.7 of the decode
+    limit leaves for the rest of the pipeline (Spark, the decode child, the hand-overs,
+    validation, publishing). Both by their workers' CPU on the files (`work_cpu_s`: no process
+    start, imports or model loading, which the floor would pay once a run); the metered tree
+    beside. `flops`: the prefilter's and the heavy model's per frame."""
+    vh = _vh(day_s)
+    work = float(ff["work_cpu_s"])
+    limit = float(dl.get("work_cpu_s") or dl["meter"]["cpu_s"])
+    return {"cpu_s": ff["meter"]["cpu_s"], "wall_s": ff["meter"]["wall_s"], "peak_rss_mb": ff["meter"]["peak_rss_mb"],
+            "work_cpu_s": work, "cpu_s_per_video_hour": round(work / vh, 2),
+            "all_in_cpu_s_per_video_hour": round(float(ff["meter"]["cpu_s"]) / vh, 2),
+            "video_hours_per_core_hour": _per_core_hour(day_s, work),
+            "decode_limit_work_cpu_s_per_video_hour": round(limit / vh, 2),
+            "ratio_to_decode_limit": _ratio(limit, work, 3),
+            "left_at_0_7_cpu_s_per_video_hour": round((limit / 0.7 - work) / vh, 2),
+            "frames_sampled": ff["frames_sampled"], "passed": ff["passed"], "audited": ff["audited"],
+            "audit_share": ff["audit_share"],
+            "steps_cpu_s_per_video_hour": {k: round(v / vh, 2) for k, v in ff["steps_cpu_s"].items()},
+            "heavy_calls_per_video_hour": round(ff["passed"] / vh),
+            "flops_per_video_hour": round((ff["frames_sampled"] * flops[0] + ff["passed"] * flops[1]) / vh),
+            "agreement_with_nightly": ff.get("agreement")}
 
 
 def money(cpu_s_per_video_hour: float, price: float) -> dict:
@@ -138,6 +164,8 @@ def figures(raw: dict, price: float) -> dict:
         out[f"decode_limit_video_hours_per_core_hour{suffix}"] = d["video_hours_per_core_hour"]
         out[f"ratio_to_decode_limit{suffix}"] = _ratio(p["video_hours_per_core_hour"],
                                                        d["video_hours_per_core_hour"], 3)
+        if "fused_floor" in f:
+            out[f"fused_floor_ratio_to_decode_limit{suffix}"] = f["fused_floor"]["ratio_to_decode_limit"]
         out[f"naive_cpu_ratio_{enc}"] = _ratio(f["naive"]["cpu_s_per_video_hour"], p["cpu_s_per_video_hour"], 1)
         out[f"user_day_precision{suffix}"] = p["user_day_precision"]
         out[f"user_day_recall{suffix}"] = p["user_day_recall"]

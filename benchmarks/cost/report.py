@@ -8,7 +8,8 @@ import io
 import json
 from pathlib import Path
 
-VARIANTS = (("decode_limit", "decode limit (PyAV, the sampling rule)"), ("naive", "naive (30 fps, heavy model)"),
+VARIANTS = (("decode_limit", "decode limit (PyAV, the sampling rule)"),
+            ("fused_floor", "fused floor (the cascade, no Spark)"), ("naive", "naive (30 fps, heavy model)"),
             ("sampled_only", "sampled only (1 fps, heavy model)"), ("percolate", "Percolate (marginal)"))
 
 
@@ -37,6 +38,13 @@ def table(fig: dict) -> str:
         lines.append(f"  Percolate all-in on this day: {p['all_in_cpu_s_per_video_hour']:.1f} CPU-s/vh "
                      f"({_fmt(p['all_in_video_hours_per_core_hour'], ',.1f')} vh/core-h); fixed cost per run "
                      f"{p['fixed_cpu_s_per_run']:.0f} CPU-s")
+        ff = f.get("fused_floor")
+        if ff:
+            agree = ff.get("agreement_with_nightly") or {}
+            lines.append(f"  fused floor: {_fmt(ff['ratio_to_decode_limit'], '.2f')} of the decode limit; at 0.7 it leaves "
+                         f"{ff['left_at_0_7_cpu_s_per_video_hour']:.1f} CPU-s/vh for Spark, the decode child, the "
+                         f"hand-overs and publishing; prefilter passes {agree.get('fused_passed')} (nightly {agree.get('nightly_passed')}, "
+                         f"both {agree.get('both_passed')} of {agree.get('frames')} frames)")
         lines.append("  where the marginal CPU goes (CPU-s per video-hour): " + ", ".join(
             f"{k} {v:.1f}" for k, v in f["where_the_cpu_goes_per_video_hour"].items()))
         m = f["money"]
@@ -91,6 +99,12 @@ def _charts(fig: dict) -> list[tuple[str, str]]:
         bottoms = [b + v for b, v in zip(bottoms, vals)]
     dl = [fig["encodings"][e]["decode_limit"]["cpu_s_per_video_hour"] for e in encs]
     ax.scatter(encs, dl, marker="_", s=900, color="black", label="decode limit", zorder=3)
+    ax.scatter(encs, [d / 0.7 for d in dl], marker="_", s=900, color="red", label="target: 0.7 of its throughput",
+               zorder=3)
+    floors = [(e, fig["encodings"][e]["fused_floor"]["cpu_s_per_video_hour"]) for e in encs
+              if "fused_floor" in fig["encodings"][e]]
+    if floors:
+        ax.scatter(*zip(*floors), marker="x", color="black", label="fused floor (no Spark)", zorder=3)
     ax.set_ylabel("marginal CPU-s per video-hour")
     ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
     out.append(("Where Percolate's marginal CPU goes", _svg(f2)))

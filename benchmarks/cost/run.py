@@ -1,16 +1,19 @@
 """`make bench`: every variant on the same files in one run, then the figures.
 
-Order: generate (or reuse) the days, register the shipped models when the registry has
-none (as `percolate demo` does), then per encoding the decode limit, naive (a seeded
+Order: generate (or reuse) the days, empty the benchmark's home (its warehouse, stage and
+Airflow database start fresh every run), register the shipped models when the registry has
+none (as `percolate demo` does), then per encoding the decode limit, the fused floor, naive (a seeded
 subset of calls, scaled per video-second), sampled only (gop1s), Percolate's nightly
 run (a tiny day first, for the fixed cost), the component micro-measurements, and the
-user-day scoring of every variant against the generated truth.
+user-day scoring of every variant against the generated truth (and the fused floor's prefilter
+decisions against the nightly run's).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,7 +36,7 @@ class BenchPlan:
 
 
 def _steps(plan: BenchPlan) -> int:
-    return 2 + len(plan.encodings) * 4 + 2
+    return 2 + len(plan.encodings) * 5 + 2
 
 
 def run_bench(root: Path, plan: BenchPlan = BenchPlan()) -> dict:
@@ -53,6 +56,9 @@ def run_bench(root: Path, plan: BenchPlan = BenchPlan()) -> dict:
         tiny = ensure_day(root / "days", plan.tiny) if plan.tiny else None
         raw["day"], raw["tiny"] = day, tiny
         progress.update(1)
+        # a fresh home each run: a warehouse kept from earlier runs (or from nightly runs by hand
+        # in it) would give the drift check a history of unrelated days, and the run would differ
+        shutil.rmtree(root / "home", ignore_errors=True)
         env = variants.bench_env(root / "home", day["store"], root / "registry")
         step("registering the models")
         raw["models"] = _models(env)
@@ -66,6 +72,10 @@ def run_bench(root: Path, plan: BenchPlan = BenchPlan()) -> dict:
             out = raw["variants"].setdefault(enc, {"date": date})
             step(f"{enc}: decode limit")
             out["decode_limit"] = variants.decode_limit(env, date, logs)
+            progress.update(1)
+            step(f"{enc}: fused floor (decode + prefilter, one process per core)")
+            out["fused_floor"] = variants.fused_floor(env, date, logs,
+                                                      {r: m["version"] for r, m in raw["models"].items()})
             progress.update(1)
             step(f"{enc}: naive ({len(naive_ids)} calls, every frame)")
             out["naive"] = variants.models_on_everything(env, date, 0, ids(naive_ids), logs, "naive")
@@ -155,6 +165,9 @@ def _score(env: dict, raw: dict) -> None:
     dates = [raw["variants"][enc]["date"] for enc in raw["variants"]]
     daily, _ = published_daily(variants.settings_of(env), dates)
     for enc, out in raw["variants"].items():
+        if "fused_floor" in out:
+            out["fused_floor"]["agreement"] = _agreement(env, out["date"], out["percolate"]["summary"],
+                                                         out["fused_floor"].pop("scores"))
         truth = _truth(env, out["date"])
         classes = list(raw["models"]["heavy"]["class_names"])
         rows = pd.DataFrame(daily[out["date"]], columns=["user_id", "brand", "confirmed"])
@@ -168,6 +181,27 @@ def _score(env: dict, raw: dict) -> None:
                 out[name]["user_day"] = score_pairs(true_pairs(seen), {tuple(p) for p in out[name]["confirmed"]
                                                                       if p[0] in users}, classes)
                 out[name]["video_s"] = round(sum(c["duration_s"] for c in seen), 2)
+
+
+def _agreement(env: dict, date: str, summary: dict, fused: dict[str, dict]) -> dict:
+    """The fused floor's prefilter decisions against the nightly run's on the same frames (its
+    inputs are scaled from the decoder's YUV, the pipeline's from a JPEG)."""
+    import numpy as np
+
+    from percolate.core.layout import PREFILTER
+    from percolate.io.stage import open_stage
+
+    threshold = float(summary["prefilter_threshold"])
+    nightly = open_stage(variants.settings_of(env), summary["run_id"]).read_pandas(
+        PREFILTER, date, columns=["call_id", "frame_index", "prefilter_score"])
+    pairs = [(row.prefilter_score, fused[row.call_id][str(row.frame_index)])
+             for row in nightly.itertuples() if str(row.frame_index) in fused.get(row.call_id, {})]
+    a, b = (np.array([p[i] for p in pairs], dtype=np.float64) for i in (0, 1))
+    pa, pb = a >= threshold, b >= threshold
+    return {"frames": len(pairs), "nightly_frames": len(nightly), "nightly_passed": int(pa.sum()),
+            "fused_passed": int(pb.sum()), "both_passed": int((pa & pb).sum()),
+            "mean_abs_score_difference": round(float(np.abs(a - b).mean()), 4) if pairs else None,
+            "max_abs_score_difference": round(float(np.abs(a - b).max()), 4) if pairs else None}
 
 
 def write_latest(raw: dict, figures: dict, reports: Path) -> Path:

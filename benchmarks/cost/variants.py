@@ -1,5 +1,6 @@
-"""The benchmark's four variants, each run as a metered command (benchmarks.cost.meter) on a
-day's files: the decode limit, naive, sampled only, and Percolate (the nightly DAG through
+"""The benchmark's variants, each run as a metered command (benchmarks.cost.meter) on a day's
+files: the decode limit, the fused floor (decode and prefilter in one process,
+`benchmarks.cost.fused_floor`), naive, sampled only, and Percolate (the nightly DAG through
 Airflow, `percolate nightly`, as a user runs it)."""
 
 from __future__ import annotations
@@ -53,7 +54,38 @@ def decode_limit(env: dict[str, str], date: str, logs: Path) -> dict:
     files = json.loads(out.read_text())["files"]
     return {"meter": meter, "frames_decoded": sum(f["decoded"] for f in files),
             "frames_sampled": sum(f["kept"] for f in files),
-            "modes": sorted({f["mode"] for f in files})}
+            "work_cpu_s": round(sum(f["cpu_s"] for f in files), 3), "modes": sorted({f["mode"] for f in files})}
+
+
+def fused_floor(env: dict[str, str], date: str, logs: Path, versions: dict[str, str]) -> dict:
+    """The fused floor on the day's files (`versions`: role -> model version); each call's kept
+    buckets and prefilter scores, to set beside the nightly run's."""
+    settings = settings_of(env)
+    videos = day_videos(env, date)
+    day_s = sum(_duration(v["path"]) for v in videos)
+    # the nightly audit draws about `audit_rejected` rejected frames a day: the same share of frames here
+    share = min(1.0, settings.audit_rejected / max(day_s * settings.sampler.fps, 1.0))
+    out = logs / f"fused-floor-{date}.json"
+    meter = run_metered([sys.executable, "-m", "benchmarks.cost.fused_floor", str(out), "--registry",
+                         settings.registry_uri, "--version", versions["prefilter"], "--heavy-version",
+                         versions["heavy"], "--audit-share", f"{share:.6f}",
+                         "--jpeg-quality", str(settings.sampler.jpeg_quality), *[v["path"] for v in videos]],
+                        env, REPO, logs / f"fused-floor-{date}.log")
+    _check(meter, "the fused floor")
+    files = json.loads(out.read_text())["files"]
+    call_of = {os.path.basename(v["path"]): v["call_id"] for v in videos}
+    return {"meter": meter, "audit_share": share, "frames_sampled": sum(f["kept"] for f in files),
+            "work_cpu_s": round(sum(f["cpu_s"] for f in files), 3),
+            "passed": sum(f["passed"] for f in files), "audited": sum(f["audited"] for f in files),
+            "steps_cpu_s": {k: round(sum(f["steps"][k] for f in files), 3) for k in files[0]["steps"]} if files else {},
+            "scores": {call_of[f["file"]]: dict(zip(map(str, f["buckets"]), f["scores"])) for f in files}}
+
+
+def _duration(path: str) -> float:
+    import av
+
+    with av.open(path) as container:
+        return float(container.duration or 0) / av.time_base
 
 
 def models_on_everything(env: dict[str, str], date: str, fps: float, calls: list[str] | None, logs: Path,

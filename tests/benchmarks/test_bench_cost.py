@@ -60,7 +60,12 @@ def test_smoke_run_writes_every_variant_and_the_report(tmp_path):
     latest = json.loads((reports / "latest.json").read_text())
     assert set(KEYS) <= set(latest)
     gop1s = latest["encodings"]["gop1s"]
-    assert {"decode_limit", "naive", "sampled_only", "percolate"} <= set(gop1s)
+    assert {"decode_limit", "fused_floor", "naive", "sampled_only", "percolate"} <= set(gop1s)
+    # the fused floor decodes the nightly run's frames (same rule, same buckets) and scores each
+    agreement = gop1s["fused_floor"]["agreement_with_nightly"]
+    assert agreement["frames"] == agreement["nightly_frames"] == gop1s["percolate"]["sampled_frames"]
+    assert gop1s["fused_floor"]["frames_sampled"] == agreement["frames"]
+    assert "fused_floor_ratio_to_decode_limit" in latest
     assert gop1s["naive"]["frames"] > gop1s["percolate"]["sampled_frames"] > 0
     assert all(latest["encodings"][e]["percolate"]["cpu_s"] > 0 for e in ("gop1s", "gop10s"))
     assert "<svg" in (reports / "latest.html").read_text()
