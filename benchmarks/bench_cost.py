@@ -3,9 +3,9 @@
     python benchmarks/bench_cost.py [--smoke] [--root var/bench]
 
 Generates (or reuses, cached by its parameters) a seeded benchmark day in two encodings,
-runs the decode limit, naive, sampled-only and Percolate (the nightly DAG through Airflow)
-on the same files, prints a table of ratios and writes var/reports/bench/latest.json and
-latest.html. Method: docs/cost.md; the work is in benchmarks/cost/.
+runs the decode limit, the fused floor, naive, sampled-only and Percolate (the nightly DAG
+through Airflow) on the same files, prints a table of ratios and writes
+var/reports/bench/latest.json and latest.html. Method: docs/cost.md; the work is in benchmarks/cost/.
 """
 
 from __future__ import annotations
