@@ -19,8 +19,6 @@ import time
 from fractions import Fraction
 from typing import Iterator
 
-import numpy as np
-
 
 def _bucket(pts: int, start: int, time_base: Fraction, fps: Fraction) -> int:
     return int((pts - start) * time_base * fps)
@@ -44,7 +42,7 @@ def keyframes_serve(path: str, fps: Fraction) -> bool:
     return framed <= keyed
 
 
-def frames(path: str, fps: float | None, counts: dict, convert=None) -> Iterator[tuple[int, int, np.ndarray]]:
+def frames(path: str, fps: float | None, counts: dict, convert=None) -> Iterator[tuple[int, int, object]]:
     """(bucket or frame number, ts_ms, HxWx3 RGB) of every kept frame; `counts` gets
     `decoded`, `kept` and `mode`. `convert(frame)` replaces the conversion to RGB at the stored
     size (`benchmarks.cost.fused_floor` keeps the decoded frame)."""
@@ -71,7 +69,8 @@ def frames(path: str, fps: float | None, counts: dict, convert=None) -> Iterator
                     continue
                 seen.add(key)
                 counts["kept"] += 1
-                yield key, int(frame.pts * tb * 1000), (convert(frame) if convert else frame.to_ndarray(format="rgb24"))
+                pixels = convert(frame) if convert else frame.to_ndarray(format="rgb24")
+                yield key, int(frame.pts * tb * 1000), pixels
 
 
 def decode_file(job: tuple[str, float | None]) -> dict:

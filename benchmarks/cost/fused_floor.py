@@ -41,7 +41,8 @@ import numpy as np
 _STATE: dict = {}
 
 
-def _load(registry_uri: str, version: str, heavy_version: str, fps: float, jpeg_quality: int, audit_share: float) -> None:
+def _load(registry_uri: str, version: str, heavy_version: str, fps: float, jpeg_quality: int,
+          audit_share: float) -> None:
     """Each worker process: the two models, once."""
     from models.registry import ModelRegistry
     from percolate.inference import pin_torch_threads
@@ -50,8 +51,8 @@ def _load(registry_uri: str, version: str, heavy_version: str, fps: float, jpeg_
     pin_torch_threads(1)
     registry = ModelRegistry(open_store(registry_uri))
     model = registry.load("prefilter", version)
-    _STATE.update(model=model, heavy=registry.load("heavy", heavy_version), threshold=float(model.spec["threshold"]), fps=fps, quality=jpeg_quality,
-                  audit_share=audit_share)
+    _STATE.update(model=model, heavy=registry.load("heavy", heavy_version), threshold=float(model.spec["threshold"]),
+                  fps=fps, quality=jpeg_quality, audit_share=audit_share)
 
 
 def drawn(name: str, bucket: int, share: float) -> bool:
@@ -145,8 +146,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     fps = float(os.environ.get("PERCOLATE_SAMPLE_FPS", "1"))
     started = time.monotonic()
-    files = run(args.files, args.registry, (args.version, args.heavy_version), fps, args.jpeg_quality, args.audit_share,
-                os.cpu_count() or 1)
+    files = run(args.files, args.registry, (args.version, args.heavy_version), fps, args.jpeg_quality,
+                args.audit_share, os.cpu_count() or 1)
     with open(args.out, "w") as fh:
         json.dump({"files": files, "wall_s": round(time.monotonic() - started, 2), "fps": fps,
                    "workers": os.cpu_count(), "audit_share": args.audit_share}, fh)

@@ -41,10 +41,10 @@ def table(fig: dict) -> str:
         ff = f.get("fused_floor")
         if ff:
             agree = ff.get("agreement_with_nightly") or {}
-            lines.append(f"  fused floor: {_fmt(ff['ratio_to_decode_limit'], '.2f')} of the decode limit; at 0.7 it leaves "
-                         f"{ff['left_at_0_7_cpu_s_per_video_hour']:.1f} CPU-s/vh for Spark, the decode child, the "
-                         f"hand-overs and publishing; prefilter passes {agree.get('fused_passed')} (nightly {agree.get('nightly_passed')}, "
-                         f"both {agree.get('both_passed')} of {agree.get('frames')} frames)")
+            lines.append(f"  fused floor: {_fmt(ff['ratio_to_decode_limit'], '.2f')} of the decode limit; at 0.7 it "
+                         f"leaves {ff['left_at_0_7_cpu_s_per_video_hour']:.1f} CPU-s/vh for Spark, the decode child, "
+                         f"the hand-overs and publishing; prefilter passes {agree.get('fused_passed')} (nightly "
+                         f"{agree.get('nightly_passed')}, both {agree.get('both_passed')} of {agree.get('frames')} frames)")
         lines.append("  where the marginal CPU goes (CPU-s per video-hour): " + ", ".join(
             f"{k} {v:.1f}" for k, v in f["where_the_cpu_goes_per_video_hour"].items()))
         m = f["money"]

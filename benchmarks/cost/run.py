@@ -2,8 +2,8 @@
 
 Order: generate (or reuse) the days, empty the benchmark's home (its warehouse, stage and
 Airflow database start fresh every run), register the shipped models when the registry has
-none (as `percolate demo` does), then per encoding the decode limit, the fused floor, naive (a seeded
-subset of calls, scaled per video-second), sampled only (gop1s), Percolate's nightly
+none (as `percolate demo` does), then per encoding the decode limit, the fused floor, naive
+(a seeded subset of calls, scaled per video-second), sampled only (gop1s), Percolate's nightly
 run (a tiny day first, for the fixed cost), the component micro-measurements, and the
 user-day scoring of every variant against the generated truth (and the fused floor's prefilter
 decisions against the nightly run's).
@@ -73,9 +73,9 @@ def run_bench(root: Path, plan: BenchPlan = BenchPlan()) -> dict:
             step(f"{enc}: decode limit")
             out["decode_limit"] = variants.decode_limit(env, date, logs)
             progress.update(1)
-            step(f"{enc}: fused floor (decode + prefilter, one process per core)")
-            out["fused_floor"] = variants.fused_floor(env, date, logs,
-                                                      {r: m["version"] for r, m in raw["models"].items()})
+            step(f"{enc}: fused floor (decode and both models, one process per core)")
+            versions = {role: m["version"] for role, m in raw["models"].items()}
+            out["fused_floor"] = variants.fused_floor(env, date, logs, versions, float(day["video_seconds"]))
             progress.update(1)
             step(f"{enc}: naive ({len(naive_ids)} calls, every frame)")
             out["naive"] = variants.models_on_everything(env, date, 0, ids(naive_ids), logs, "naive")

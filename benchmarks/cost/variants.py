@@ -57,12 +57,11 @@ def decode_limit(env: dict[str, str], date: str, logs: Path) -> dict:
             "work_cpu_s": round(sum(f["cpu_s"] for f in files), 3), "modes": sorted({f["mode"] for f in files})}
 
 
-def fused_floor(env: dict[str, str], date: str, logs: Path, versions: dict[str, str]) -> dict:
-    """The fused floor on the day's files (`versions`: role -> model version); each call's kept
-    buckets and prefilter scores, to set beside the nightly run's."""
+def fused_floor(env: dict[str, str], date: str, logs: Path, versions: dict[str, str], day_s: float) -> dict:
+    """The fused floor on the day's files (`versions`: role -> model version; `day_s`: the day's
+    video seconds); each call's kept buckets and prefilter scores, to set beside the nightly run's."""
     settings = settings_of(env)
     videos = day_videos(env, date)
-    day_s = sum(_duration(v["path"]) for v in videos)
     # the nightly audit draws about `audit_rejected` rejected frames a day: the same share of frames here
     share = min(1.0, settings.audit_rejected / max(day_s * settings.sampler.fps, 1.0))
     out = logs / f"fused-floor-{date}.json"
@@ -79,13 +78,6 @@ def fused_floor(env: dict[str, str], date: str, logs: Path, versions: dict[str, 
             "passed": sum(f["passed"] for f in files), "audited": sum(f["audited"] for f in files),
             "steps_cpu_s": {k: round(sum(f["steps"][k] for f in files), 3) for k in files[0]["steps"]} if files else {},
             "scores": {call_of[f["file"]]: dict(zip(map(str, f["buckets"]), f["scores"])) for f in files}}
-
-
-def _duration(path: str) -> float:
-    import av
-
-    with av.open(path) as container:
-        return float(container.duration or 0) / av.time_base
 
 
 def models_on_everything(env: dict[str, str], date: str, fps: float, calls: list[str] | None, logs: Path,
