@@ -32,8 +32,11 @@ setup: $(STAMP)
 demo: setup   ## generate a day, run the nightly DAG with the shipped models, show results
 	$(VENV)/bin/percolate demo
 
+# Two pytest-xdist workers, a test module at a time, longest modules first (tests/conftest.py):
+# the learning loop runs on one worker while the other takes the rest (docs/development.md).
+TEST_WORKERS ?= 2
 test: setup   ## the whole test suite (CI runs this)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 test-fast: setup   ## tests that need no JVM, training or video encoding
 	$(PY) -m pytest -q -m "not slow and not spark and not airflow and not integration"

@@ -11,6 +11,22 @@ from percolate.core.settings import Settings
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
+# `make test` runs the suite on two pytest-xdist workers, a module at a time (`--dist loadscope
+# --no-loadscope-reorder`: a module's fixtures are built once), in collection order. The longest
+# modules go first: the learning loop (about half the suite's CPU) starts at once on one worker
+# while the other takes the nightly DAG module and then everything else; collected last, the
+# loop would start late and run alone at the end (docs/development.md, "Tests").
+LONGEST_FIRST = ("tests/e2e/test_weekly_loop.py", "tests/e2e/test_nightly_dag.py", "tests/e2e/test_scheduler.py",
+                 "tests/benchmarks/test_bench_cost.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        module = item.nodeid.split("::", 1)[0]
+        return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a module, and among the rest, is kept
+
 
 @pytest.fixture(scope="session")
 def spark_home(tmp_path_factory) -> Path:
