@@ -70,3 +70,24 @@ def test_smoke_run_writes_every_variant_and_the_report(tmp_path):
     assert all(latest["encodings"][e]["percolate"]["cpu_s"] > 0 for e in ("gop1s", "gop10s"))
     assert "<svg" in (reports / "latest.html").read_text()
     assert "naive" in out.stdout and "decode limit" in out.stdout
+
+
+@pytest.mark.slow
+def test_the_cascade_runs_inside_the_decode_sandbox_with_the_same_scores(tmp_path):
+    """`fused_floor --confined`: both models run in a child confined as the sampler's decode
+    child is (memory limits, Landlock, seccomp), and score every frame as they do unconfined."""
+    from benchmarks.cost.fused_floor import run
+    from models.registry import ModelRegistry
+    from models.shipped import ensure_production
+    from percolate.io.store import open_store
+    from tests.media import make_video
+
+    video = tmp_path / "call.mp4"
+    make_video(video, n=150, w=320, h=180, rate=30, gop=30)
+    versions = ensure_production(ModelRegistry(open_store(str(tmp_path / "registry"))))
+    args = ([str(video)], str(tmp_path / "registry"), (versions["prefilter"], versions["heavy"]), 1.0, 90, 0.5, 1)
+    plain, confined = run(*args)[0], run(*args, confined=True)[0]
+    assert confined["confined"] and confined["child_cpu_s"] > 0
+    assert confined["kept"] == plain["kept"] == 5 and confined["buckets"] == plain["buckets"]
+    assert confined["scores"] == pytest.approx(plain["scores"], abs=1e-6)
+    assert confined["audited"] + confined["passed"] == plain["audited"] + plain["passed"] > 0
