@@ -96,11 +96,13 @@ def decode_batch(jpegs: list[bytes], spec: InputSpec, centers=None) -> np.ndarra
     return out
 
 
-def to_tensor(batch_uint8: np.ndarray, spec: InputSpec) -> torch.Tensor:
-    """NxHxWx3 uint8 -> N x 3 x H x W float32, (x/255 - mean) / std."""
+def to_tensor(batch_uint8: np.ndarray, spec: InputSpec, channels_last: bool = False) -> torch.Tensor:
+    """NxHxWx3 uint8 -> N x 3 x H x W float32, (x/255 - mean) / std; laid out channels-last
+    (NHWC in memory, the layout the frames already have: no transposing copy) if asked."""
     if batch_uint8.ndim == 3:
         batch_uint8 = batch_uint8[None]
     x = torch.from_numpy(np.ascontiguousarray(batch_uint8)).permute(0, 3, 1, 2).float()
     mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
     std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-    return ((x - mean) / std).contiguous()
+    return ((x - mean) / std).contiguous(memory_format=torch.channels_last if channels_last
+                                         else torch.contiguous_format)

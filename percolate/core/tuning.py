@@ -32,6 +32,9 @@ TORCH_THREADS = 1
 # of 64 crops of 128x128 leave the cache); 16 stays within 1e-10 of 64's outputs (8: 1e-7).
 PREFILTER_FORWARD_BATCH = 64
 HEAVY_FORWARD_BATCH = 16
+# (The batch figures above are for NCHW tensors. Since 2026-12-06 built-in models run
+# channels-last, which halves the prefilter's CPU a frame: `models.predictor.CHANNELS_LAST`,
+# kept beside the one inference path because `models` imports nothing from `percolate`.)
 
 # Frames the heavy stage decodes and compares for reuse at a time (bounds a worker's memory;
 # a multiple of HEAVY_FORWARD_BATCH).

@@ -53,3 +53,43 @@ def test_prefilter_map_peak_points_at_the_object():
     peak, centers = map_peaks(maps)
     assert float(peak[0]) == 3.0
     assert torch.allclose(centers[0], torch.tensor([13.5 / 16, 2.5 / 9]))
+
+
+def test_channels_last_is_the_same_numbers_in_another_layout():
+    spec = InputSpec(16, 8)
+    batch = np.random.default_rng(1).integers(0, 256, (3, 8, 16, 3), dtype=np.uint8)
+    nchw, nhwc = to_tensor(batch, spec), to_tensor(batch, spec, channels_last=True)
+    assert nchw.is_contiguous() and nhwc.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(nchw, nhwc)
+
+
+def test_built_in_models_run_channels_last_and_torchscript_gets_nchw(tmp_path):
+    """The shipped models through the Predictor (channels-last) give what a plain NCHW forward
+    of the same weights gives; a TorchScript model is handed contiguous NCHW tensors."""
+    from models.predictor import Predictor
+    from models.registry import ModelRegistry
+    from models.shipped import ensure_production
+    from percolate.io.store import open_store
+
+    registry = ModelRegistry(open_store(str(tmp_path)))
+    ensure_production(registry)
+    rng = np.random.default_rng(2)
+    for role in ("prefilter", "heavy"):
+        predictor = registry.load(role)
+        assert predictor.channels_last
+        plain = ModelRegistry.build(*registry.files(role, predictor.version)).eval()  # NCHW weights
+        inputs = rng.integers(0, 256, (5, predictor.input.height, predictor.input.width, 3), dtype=np.uint8)
+        with torch.inference_mode():
+            out = plain(to_tensor(inputs, predictor.input))
+            want = torch.sigmoid(out.reshape(5, -1)[:, -1]) if role == "prefilter" else torch.softmax(out, 1)
+        np.testing.assert_allclose(predictor.predict_inputs(inputs), want.numpy(), atol=1e-5)
+
+    class Layout(torch.nn.Module):  # 1.0 where its input is contiguous NCHW
+        def forward(self, x):
+            return torch.full((x.shape[0], 1), float(x.is_contiguous()))
+
+    script = torch.jit.script(Layout())
+    spec = {"arch": "torchscript", "input": InputSpec(16, 8).to_dict(), "output": "probabilities"}
+    predictor = Predictor("prefilter", "v9", spec, script)
+    assert not predictor.channels_last
+    assert predictor.predict_inputs(rng.integers(0, 256, (2, 8, 16, 3), dtype=np.uint8)).tolist() == [1.0, 1.0]
