@@ -36,10 +36,14 @@ after midnight processes the day that just ended (its data interval).
    cap, a CPU-time limit and a frame cap (`PERCOLATE_DECODE_*`), and unusable videos get a
    reason code (the `quarantine` table) instead of failing the run. Faults of the
    infrastructure (the object store, the disk, fork) fail the task, which retries.
+   The same task scores every frame with the prefilter, a tiny high-recall CNN, as soon as its
+   video is sampled, and writes the prefilter's stage too: its scores, and the frames that
+   passed with their JPEGs (the fused hand-over: no second Spark job reads every JPEG again,
+   docs/cost.md).
 3b. `validate_frames` - the hand-over's suites, with the accounting: every manifest row has
    exactly one outcome. A quarantined share far above the trailing days' fails the run or
    marks it `partial` in `pipeline_runs` (`PERCOLATE_ON_QUARANTINE_SPIKE`).
-4. `prefilter` (Spark) - a tiny high-recall CNN scores every sampled frame.
+4. `validate_scores` - the prefilter's scores, before the heavy model reads its survivors.
 5. `heavy` (Spark) - a MobileNet-class model classifies only the frames that passed.
 6. `publish` (Spark) - writes the rows of `frame_predictions`, `user_brand_daily`, `quarantine`,
    `calls` and `audit_frames` (a random sample of the night's frames set aside for people to
@@ -251,11 +255,11 @@ def percolate_nightly():
         )
 
     sample = spark_job("sample_frames", ["--fps", "{{ ti.xcom_pull(task_ids='budget')['fps'] }}",
-                                         "--time-limit-s", "{{ params.decode_time_limit_s or '' }}"],
-                       doc_md="Decode stored videos; keep N frames/s by timestamp.")
-    prefilter = spark_job(
-        "prefilter", ["--model-version", "{{ ti.xcom_pull(task_ids='resolve_models')['prefilter'] }}"],
-        doc_md="Score every sampled frame with the cheap prefilter.")
+                                         "--time-limit-s", "{{ params.decode_time_limit_s or '' }}",
+                                         "--prefilter-version",
+                                         "{{ ti.xcom_pull(task_ids='resolve_models')['prefilter'] }}"],
+                       doc_md="Decode stored videos; keep N frames/s by timestamp; score each frame with the "
+                              "prefilter.")
     heavy = spark_job(
         "heavy", ["--model-version", "{{ ti.xcom_pull(task_ids='resolve_models')['heavy'] }}"],
         doc_md="Classify the prefilter's survivors with the heavy model.")
@@ -279,7 +283,7 @@ def percolate_nightly():
         open_leases(settings).release(ds, run_id)
         return summary
 
-    chain(plan(), check_inputs(), resolve_models(), budget(), sample, validate_frames(), prefilter, validate_scores(),
+    chain(plan(), check_inputs(), resolve_models(), budget(), sample, validate_frames(), validate_scores(),
           heavy, validate_predictions(), publish, report())
 
 

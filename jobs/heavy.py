@@ -1,6 +1,6 @@
 """Spark job: classify only the frames that passed the prefilter with the heavy model
-(`percolate.transforms.scoring`). It reads the survivors the prefilter job wrote with their
-JPEGs, never the rejected frames' pixels."""
+(`percolate.transforms.scoring`). It reads the survivors the sampling job's prefilter step
+wrote with their JPEGs, never the rejected frames' pixels."""
 
 from __future__ import annotations
 

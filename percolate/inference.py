@@ -50,16 +50,25 @@ def prefilter_batches(batches: Iterator, registry_uri: str, endpoint_url: str | 
     for batch in batches:
         if model is None:
             model = load_model(registry_uri, endpoint_url, "prefilter", version)
-        scores, centers, flops = model.locate_inputs(model.decode_inputs(list(batch["jpeg"])),
-                                                     tuning.PREFILTER_FORWARD_BATCH)
         out = batch[keep].copy()
-        out["prefilter_score"] = np.asarray(scores, dtype=np.float64).reshape(-1)
-        out["loc_x"] = np.asarray(centers[:, 0], dtype=np.float64)
-        out["loc_y"] = np.asarray(centers[:, 1], dtype=np.float64)
-        out["prefilter_flops"] = pd.array(np.round(flops), dtype="Int64")
+        for name, values in prefilter_columns(model, list(batch["jpeg"])).items():
+            out[name] = values
+        out["prefilter_flops"] = pd.array(out["prefilter_flops"], dtype="Int64")
         if survivors_at is not None:
             out["jpeg"] = batch["jpeg"].where(out["prefilter_score"].to_numpy() >= float(survivors_at), None)
         yield out
+
+
+def prefilter_columns(model, jpegs: list[bytes]) -> dict[str, np.ndarray]:
+    """The prefilter on a list of JPEGs: `prefilter_score`, `loc_x`, `loc_y` (where it peaks, in
+    [0, 1]) and `prefilter_flops` (NaN where the spec does not say), one value per frame. The
+    one scoring path of the nightly sampler (`percolate.transforms.sampling`), the shadow
+    scoring and the benchmarks."""
+    scores, centers, flops = model.locate_inputs(model.decode_inputs(jpegs), tuning.PREFILTER_FORWARD_BATCH)
+    return {"prefilter_score": np.asarray(scores, dtype=np.float64).reshape(-1),
+            "loc_x": np.asarray(centers[:, 0], dtype=np.float64),
+            "loc_y": np.asarray(centers[:, 1], dtype=np.float64),
+            "prefilter_flops": np.round(np.asarray(flops, dtype=np.float64).reshape(-1))}
 
 
 def heavy_batches(batches: Iterator, registry_uri: str, endpoint_url: str | None,

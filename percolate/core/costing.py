@@ -5,7 +5,8 @@ per-stage cost rates give CPU seconds and USD per stage (`estimate_day`); the ra
 the trailing successful runs' own metrics (`fit_rates`), or from `DEFAULT_RATES` (measured
 below) when there is no history. `choose_rate` walks the fixed ladder of sampling rates.
 
-The cost model, per run and per stage (the four Spark jobs, the scope of `cpu_s_total`):
+The cost model, per run and per stage (the three Spark jobs, the prefilter's share of the
+sampling job counted as its own stage; the scope of `cpu_s_total`):
 
     cpu_s(stage) = fixed(stage) + per_frame(stage) * sampled_frames  [+ decode, sample_frames only]
     decode       = sum over videos of video_s * rate(resolution class, decode mode) * scale
@@ -79,10 +80,12 @@ class CostRates:
 # Measured on the 2-core machine (docs/cost.md, "Fixed cost per run"): the fixed part from a
 # 2-call day (97 s of video) through `percolate nightly`, 2026-12-03 (the mean of two runs' job
 # CPU); the marginal part from issue 18's 2-call and 40-call days, 2026-11-29 (640x360 H.264,
-# a keyframe a second, 1 frame/s); full decode from `benchmarks/bench_sampler.py`.
+# a keyframe a second, 1 frame/s); full decode from `benchmarks/bench_sampler.py`. The
+# prefilter, scored in the sampling task since 2026-12-06, has no JVM of its own (no fixed
+# part) and costs its JPEG decode and forward pass a frame (docs/cost.md, "The fused hand-over").
 DEFAULT_RATES = CostRates(
-    fixed_cpu_s={"sample_frames": 19.0, "prefilter": 18.0, "heavy": 15.0, "publish": 38.0},
-    frame_cpu_s={"sample_frames": 0.0, "prefilter": 10.5 / 3600, "heavy": 6.9 / 3600, "publish": 0.9 / 3600},
+    fixed_cpu_s={"sample_frames": 19.0, "prefilter": 0.0, "heavy": 15.0, "publish": 38.0},
+    frame_cpu_s={"sample_frames": 0.0, "prefilter": 4.0 / 3600, "heavy": 6.9 / 3600, "publish": 0.9 / 3600},
     # keyframes: the pipeline's sampling stage, 21.4 CPU-s per video-hour at 640x360; full decode
     # 3.6x that (bench_sampler, 2026-12-03: 133 vs 483 video-s per CPU-s); larger frames by pixels
     decode_cpu_s_per_video_s={rate_key(cls, mode): 21.4 / 3600 * px * (1 if mode == KEYFRAMES else 3.6)

@@ -16,13 +16,15 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-# The stages of a nightly run, in order; each Spark job writes one.
+# The stages of a nightly run, in order; each writes its part of the stage area (the sampling
+# job writes the prefilter stage too: it scores as it samples, jobs/sample_frames.py).
 SAMPLE_FRAMES, PREFILTER, HEAVY, PUBLISH = "sample_frames", "prefilter", "heavy", "publish"
 STAGES = (SAMPLE_FRAMES, PREFILTER, HEAVY, PUBLISH)
 TRAINING = "training"  # the sampling job's output for training days
 # parts of the sampling stage's output
 FRAMES, VIDEOS = "frames", "videos"
-# the prefilter job's second output: the frames that passed, with their JPEGs (the heavy job's input)
+# the prefilter stage's second output (written by the sampling job, which scores as it samples):
+# the frames that passed, with their JPEGs (the heavy job's input)
 SURVIVORS = "prefilter_survivors"
 
 

@@ -49,6 +49,10 @@ VIDEO_OUTCOMES: Columns = _cols(
 # The sampling job's output holds both kinds of rows, told apart by row_kind ("frame", "video").
 SAMPLED_ROWS: Columns = (Column("row_kind", "string", False),) + tuple(
     {c.name: c for c in SAMPLED_FRAMES + VIDEO_OUTCOMES}.values())
+# The sampling job scores each frame with the prefilter as it samples it (the nightly run): its
+# rows then carry these too, null on outcome rows and where no prefilter ran.
+SAMPLED_SCORES: Columns = _cols("prefilter_score double, loc_x double, loc_y double, prefilter_flops bigint")
+SCORED_ROWS: Columns = SAMPLED_ROWS + SAMPLED_SCORES
 FRAME_KEY: Columns = _cols("call_id string!, user_id string, frame_index int!, ts_ms bigint!")
 PREFILTER_OUTPUT: Columns = FRAME_KEY + _cols(
     "prefilter_score double!, loc_x double!, loc_y double!, prefilter_flops bigint")

@@ -5,16 +5,24 @@ slowest call does not hold a whole partition back. Each video is decoded in a ch
 process forked for it, with a memory cap and a hard time limit
 (`percolate.video.isolation`), so a hung or runaway decoder costs one video, not the
 executor. An unusable video becomes an outcome row with a reason code.
+
+With a `PrefilterStep` the same task scores each video's frames with the prefilter as soon as
+the video is sampled (`percolate.inference.prefilter_columns`, the one scoring path): the
+nightly run's fused hand-over. The frames never leave the Python worker between sampling and
+scoring: no second Spark job, no JVM start, no second Arrow round trip of every JPEG
+(docs/cost.md, "The fused hand-over").
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 from pyspark.accumulators import AccumulatorParam
 from pyspark.sql import DataFrame, SparkSession, functions as F
 
-from percolate.core.tables import MANIFEST, SAMPLED_FRAMES, SAMPLED_ROWS, VIDEO_OUTCOMES, names, spark_schema
+from percolate.core.tables import (MANIFEST, SAMPLED_FRAMES, SAMPLED_ROWS, SAMPLED_SCORES, SCORED_ROWS,
+                                   VIDEO_OUTCOMES, names, spark_schema)
 
 if TYPE_CHECKING:
     from percolate.video.limits import DecodeLimits
@@ -36,6 +44,37 @@ class _CpuSteps(AccumulatorParam):
 def cpu_steps_accumulator(spark: SparkSession):
     """An accumulator for `sample_videos(cpu_steps=...)`; read `.value` after the first action."""
     return spark.sparkContext.accumulator([0.0] * len(CPU_STEPS), _CpuSteps())
+
+
+@dataclass(frozen=True)
+class PrefilterStep:
+    """The prefilter run in the sampling task: the registry's model `version`, loaded once per
+    Python worker. `cpu` (a float accumulator, `spark.sparkContext.accumulator(0.0)`) sums the
+    worker CPU seconds spent scoring (JPEG decode to the model's input and the model): the
+    prefilter stage's share of the sampling job's CPU."""
+
+    registry_uri: str
+    endpoint_url: str | None
+    version: str
+    cpu: object = None
+
+    def score(self, batch):
+        """An Arrow batch of frame rows -> the same rows with `SAMPLED_SCORES` filled in."""
+        import time
+
+        import pyarrow as pa
+
+        from percolate.inference import load_model, prefilter_columns
+
+        cpu0 = time.process_time()
+        model = load_model(self.registry_uri, self.endpoint_url, "prefilter", self.version)
+        values = prefilter_columns(model, batch.column("jpeg").to_pylist())
+        flops = values["prefilter_flops"]
+        values["prefilter_flops"] = pa.array(flops, pa.int64(), mask=flops != flops)  # NaN: unknown
+        out = _with_columns(batch, values)
+        if self.cpu is not None:
+            self.cpu.add(time.process_time() - cpu0)
+        return out
 
 
 SPOOL_MEMORY_BYTES = 64 << 20  # one video's frames kept in memory before they spill to a local file
@@ -107,6 +146,17 @@ def _batches(rows: list[dict], schema):
         start = end
 
 
+def _with_columns(batch, values: dict):
+    """`batch` with the score columns (`SAMPLED_SCORES`) appended: `values`, or nulls."""
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    extra = to_arrow_schema(spark_schema(SAMPLED_SCORES))
+    columns = list(batch.columns) + [
+        pa.array(values[f.name], f.type) if f.name in values else pa.nulls(batch.num_rows, f.type) for f in extra]
+    return pa.RecordBatch.from_arrays(columns, schema=pa.schema(list(batch.schema) + list(extra)))
+
+
 def _with_decode_mode(batch, mode: str):
     """The batch with every row's `decode_mode` set (known only once the video is decoded)."""
     import pyarrow as pa
@@ -118,7 +168,7 @@ def _with_decode_mode(batch, mode: str):
 
 def _decode_partition(batches, store_uri: str, endpoint_url: str | None, fps: float,
                       max_side: int, jpeg_quality: int, limits: "DecodeLimits", isolated: bool,
-                      cpu_steps=None) -> Iterator:
+                      cpu_steps=None, prefilter: PrefilterStep | None = None) -> Iterator:
     """Each video: its frames (streamed through a `_FrameSpool`) and its outcome row.
 
     Faults of the video itself become a quarantine row. Faults of the machine (the object
@@ -188,31 +238,44 @@ def _decode_partition(batches, store_uri: str, endpoint_url: str | None, fps: fl
                 outcome["cpu_s"] = round(cpu_seconds() - cpu0, 4)
                 if outcome["status"] == "ok":  # a quarantined video contributes no frames
                     for frames_batch in spool.batches():
-                        yield _with_decode_mode(frames_batch, mode[0])
-                yield pa.RecordBatch.from_pylist([outcome], schema=schema)
+                        frames_batch = _with_decode_mode(frames_batch, mode[0])
+                        yield prefilter.score(frames_batch) if prefilter else _with_columns(frames_batch, {})
+                yield _with_columns(pa.RecordBatch.from_pylist([outcome], schema=schema), {})
             finally:
                 spool.close()
 
 
 def sample_videos(manifest: DataFrame, *, store_uri: str, endpoint_url: str | None, fps: float,
                   max_side: int, jpeg_quality: int, limits: "DecodeLimits", isolated: bool = True,
-                  cpu_steps=None) -> DataFrame:
+                  cpu_steps=None, prefilter: PrefilterStep | None = None) -> DataFrame:
     """Manifest rows -> sampled frame rows and one outcome row per video (`row_kind`).
 
     `limits` bound each video's decode; `isolated` runs each decode in a forked child
     that is killed at the time limit and capped in memory. `cpu_steps`
     (`cpu_steps_accumulator`) sums the decoders' CPU by step: compute the result once
     (persist it), or the sums count every recomputation.
+
+    The rows carry `SAMPLED_SCORES`: with `prefilter`, each frame's score from that model
+    (`scored_frames`); without, nulls.
     """
     return manifest.mapInArrow(
         lambda batches: _decode_partition(batches, store_uri, endpoint_url, fps, max_side,
-                                          jpeg_quality, limits, isolated, cpu_steps),
-        spark_schema(SAMPLED_ROWS),
+                                          jpeg_quality, limits, isolated, cpu_steps, prefilter),
+        spark_schema(SCORED_ROWS),
     )
 
 
 def frames_of(sampled: DataFrame) -> DataFrame:
     return sampled.where(F.col("row_kind") == "frame").select(*names(SAMPLED_FRAMES))
+
+
+def scored_frames(sampled: DataFrame) -> DataFrame:
+    """The frames of `sample_videos(..., prefilter=...)` as the prefilter's output with the
+    pixels (`scoring.PREFILTER_WITH_PIXELS`): what `mark_passed`, `score_rows` and
+    `survivor_rows` take."""
+    from percolate.transforms.scoring import PREFILTER_WITH_PIXELS
+
+    return sampled.where(F.col("row_kind") == "frame").select(*names(PREFILTER_WITH_PIXELS))
 
 
 def outcomes_of(sampled: DataFrame) -> DataFrame:
@@ -239,3 +302,12 @@ def sampling_figures(outcomes: DataFrame) -> dict:
             "sampled_frames": int(stats["frames"] or 0), "video_seconds": float(stats["video_seconds"] or 0.0),
             "worker_cpu_s": float(stats["decode_cpu_s"] or 0.0),
             "decode_modes": sorted(m for m in stats["decode_modes"] if m)}
+
+
+def scoring_figures(scored: DataFrame) -> dict:
+    """The prefilter's counts from `mark_passed(scored_frames(...))`: frames in, frames passed,
+    mean FLOPs per frame (None when the model's spec does not say)."""
+    counts = scored.agg(F.count("*").alias("frames"), F.sum(F.col("passed").cast("int")).alias("passed"),
+                        F.avg("prefilter_flops").alias("flops")).first()
+    return {"frames_in": int(counts["frames"]), "frames_passed": int(counts["passed"] or 0),
+            "flops_per_frame": None if counts["flops"] is None else round(float(counts["flops"]))}

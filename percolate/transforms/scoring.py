@@ -1,9 +1,11 @@
 """Sampled frames -> prefilter scores -> heavy-model predictions for the frames that pass.
 
 The models run inside the executors' Python workers (`percolate.inference`), loaded once
-per worker from the registry by version. The prefilter job hands the heavy job its
-survivors with their pixels (`survivor_rows`), so the heavy job never reads the JPEGs of the
-frames the prefilter rejected (docs/tuning.md).
+per worker from the registry by version. The nightly run scores frames in the sampling task
+(`percolate.transforms.sampling.PrefilterStep`) and hands the heavy job the survivors with
+their pixels (`survivor_rows`), so the heavy job never reads the JPEGs of the frames the
+prefilter rejected (docs/tuning.md); `score_frames` scores frames already written (the shadow
+scoring of a challenger).
 """
 
 from __future__ import annotations
@@ -25,9 +27,8 @@ def in_stable_batches(df: DataFrame, partitions: int) -> DataFrame:
     in order (what the heavy model's reuse of unchanged inputs needs).
 
     The nightly prefilter does without it (the shuffle of every frame's JPEG cost ~0.45
-    CPU-ms a frame, docs/tuning.md): it scores the sampled frames' files in their stored
-    order, the same batches on every retry of a run; the prefilter's scores do not depend
-    on batch composition beyond ~1e-8."""
+    CPU-ms a frame, docs/tuning.md): it scores each video's frames in the sampling task, in
+    frame order; the prefilter's scores do not depend on batch composition beyond ~1e-8."""
     return df.repartition(max(2, partitions), "call_id").sortWithinPartitions("call_id", "frame_index")
 
 

@@ -43,8 +43,8 @@ def test_nightly_shape(dagbag):
     assert edges == {
         "plan": ["check_inputs"], "check_inputs": ["resolve_models"], "resolve_models": ["budget"],
         "budget": ["sample_frames"],
-        "sample_frames": ["validate_frames"], "validate_frames": ["prefilter"],
-        "prefilter": ["validate_scores"], "validate_scores": ["heavy"],
+        "sample_frames": ["validate_frames"], "validate_frames": ["validate_scores"],
+        "validate_scores": ["heavy"],
         "heavy": ["validate_predictions"], "validate_predictions": ["publish"],
         "publish": ["report"], "report": [],
     }
@@ -54,7 +54,7 @@ def test_nightly_shape(dagbag):
         else:
             assert task.retries >= 1, task.task_id
     spark_tasks = [t for t in dag.tasks if t.task_type == "GuardedSparkSubmitOperator"]  # percolate.spark_operator
-    assert sorted(t.task_id for t in spark_tasks) == ["heavy", "prefilter", "publish", "sample_frames"]
+    assert sorted(t.task_id for t in spark_tasks) == ["heavy", "publish", "sample_frames"]
     for task in spark_tasks:
         assert task._conn_id == "spark_default"
         assert task.application.endswith(f"jobs/{task.task_id}.py") and Path(task.application).is_file()
@@ -63,8 +63,10 @@ def test_nightly_shape(dagbag):
     assert set(dag.params.keys()) == {"prefilter_model", "heavy_model", "drift_reference_before", "sample_fps",
                                       "decode_time_limit_s", "dry_run", "budget_usd", "on_over_budget"}
     sample = next(t for t in spark_tasks if t.task_id == "sample_frames")
-    assert sample.application_args[-4:] == ["--fps", "{{ ti.xcom_pull(task_ids='budget')['fps'] }}",
-                                            "--time-limit-s", "{{ params.decode_time_limit_s or '' }}"]
+    assert sample.application_args[-6:] == ["--fps", "{{ ti.xcom_pull(task_ids='budget')['fps'] }}",
+                                            "--time-limit-s", "{{ params.decode_time_limit_s or '' }}",
+                                            "--prefilter-version",  # the fused hand-over: scored as sampled
+                                            "{{ ti.xcom_pull(task_ids='resolve_models')['prefilter'] }}"]
     publish = next(t for t in spark_tasks if t.task_id == "publish")
     assert publish.application_args[-2:] == ["--drift-before", "{{ params.drift_reference_before or ds }}"]
 

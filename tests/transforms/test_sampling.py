@@ -69,3 +69,41 @@ def test_a_decode_over_the_memory_cap_is_quarantined_in_the_job(spark, tmp_path)
     outcomes = {o.call_id: o for o in outcomes_of(sampled).collect()}
     assert (outcomes["uhd"].status, outcomes["uhd"].reason) == ("quarantined", "memory_limit"), outcomes["uhd"].message
     assert (outcomes["small"].status, outcomes["small"].frames) == ("ok", 2), outcomes["small"].message
+
+
+def test_the_sampling_task_scores_frames_as_the_prefilter_job_would(spark, day, tmp_path):
+    """The fused hand-over: the prefilter run in the sampling task gives every frame the score,
+    location and FLOPs that scoring the written frames afterwards gives (one scoring path),
+    sums its CPU in its own accumulator, and leaves outcome rows unscored."""
+    from models.registry import ModelRegistry
+    from models.shipped import ensure_production
+    from percolate.transforms.sampling import PrefilterStep, scored_frames, scoring_figures
+    from percolate.transforms.scoring import mark_passed, score_frames
+
+    store, rows = day
+    registry_store = LocalStore(tmp_path / "registry")
+    registry = ModelRegistry(registry_store)
+    ensure_production(registry)
+    version = registry.resolve("prefilter", "production")
+    step = PrefilterStep(registry_store.uri, None, version, cpu=spark.sparkContext.accumulator(0.0))
+    sampled = sample_videos(manifest_frame(spark, rows), store_uri=store.uri, endpoint_url=None, fps=1.0,
+                            max_side=640, jpeg_quality=80, limits=DecodeLimits(), prefilter=step).cache()
+    fused = scored_frames(sampled).toPandas().sort_values(["call_id", "frame_index"]).reset_index(drop=True)
+    again = score_frames(frames_of(sampled), registry_uri=registry_store.uri, endpoint_url=None,
+                         version=version).toPandas().sort_values(["call_id", "frame_index"]).reset_index(drop=True)
+    assert len(fused) == len(again) == 8
+    assert fused["jpeg"].notna().all()
+    for column in ("prefilter_score", "loc_x", "loc_y"):
+        assert fused[column].notna().all()
+        assert abs(fused[column] - again[column]).max() < 1e-5, column
+    assert (fused["prefilter_flops"] == again["prefilter_flops"]).all()
+    assert step.cpu.value > 0
+    figures = scoring_figures(mark_passed(scored_frames(sampled), 0.0))
+    assert figures["frames_in"] == figures["frames_passed"] == 8 and figures["flops_per_frame"] > 0
+    outcomes = sampled.where("row_kind = 'video'").select("prefilter_score").collect()
+    assert len(outcomes) == 4 and all(o.prefilter_score is None for o in outcomes)
+    sampled.unpersist()
+
+    plain = sample_videos(manifest_frame(spark, rows[:1]), store_uri=store.uri, endpoint_url=None, fps=1.0,
+                          max_side=160, jpeg_quality=80, limits=DecodeLimits())
+    assert {r.prefilter_score for r in plain.collect()} == {None}

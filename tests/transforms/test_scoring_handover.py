@@ -1,5 +1,6 @@
-"""The prefilter's hand-over to the heavy stage: the survivors with their pixels, written by
-the prefilter job, are exactly the frames the old join of scores and sampled frames gave;
+"""The prefilter's hand-over to the heavy stage: the survivors with their pixels
+(`survivor_rows`, what the sampling job writes) are exactly the frames the old join of scores
+and sampled frames gave;
 models load once per Python worker, on one torch thread."""
 
 from __future__ import annotations
