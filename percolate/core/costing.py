@@ -81,11 +81,13 @@ class CostRates:
 # 2-call day (97 s of video) through `percolate nightly`, 2026-12-03 (the mean of two runs' job
 # CPU); the marginal part from issue 18's 2-call and 40-call days, 2026-11-29 (640x360 H.264,
 # a keyframe a second, 1 frame/s); full decode from `benchmarks/bench_sampler.py`. The
-# prefilter, scored in the sampling task since 2026-12-06, has no JVM of its own (no fixed
-# part) and costs its JPEG decode and forward pass a frame (docs/cost.md, "The fused hand-over").
+# prefilter, scored in the sampling task since 2026-12-06, has no JVM of its own: its fixed
+# part is loading the model in each Python worker (1.2-1.7 CPU-s on the tiny day), its part a
+# frame the JPEG decode and forward pass (1.58 and 1.65 CPU-ms a frame in the full and the
+# 16-call `make bench` of 2026-12-06; docs/cost.md, "The fused hand-over").
 DEFAULT_RATES = CostRates(
-    fixed_cpu_s={"sample_frames": 19.0, "prefilter": 0.0, "heavy": 15.0, "publish": 38.0},
-    frame_cpu_s={"sample_frames": 0.0, "prefilter": 4.0 / 3600, "heavy": 6.9 / 3600, "publish": 0.9 / 3600},
+    fixed_cpu_s={"sample_frames": 19.0, "prefilter": 1.5, "heavy": 15.0, "publish": 38.0},
+    frame_cpu_s={"sample_frames": 0.0, "prefilter": 5.8 / 3600, "heavy": 6.9 / 3600, "publish": 0.9 / 3600},
     # keyframes: the pipeline's sampling stage, 21.4 CPU-s per video-hour at 640x360; full decode
     # 3.6x that (bench_sampler, 2026-12-03: 133 vs 483 video-s per CPU-s); larger frames by pixels
     decode_cpu_s_per_video_s={rate_key(cls, mode): 21.4 / 3600 * px * (1 if mode == KEYFRAMES else 3.6)

@@ -91,3 +91,32 @@ def test_the_cascade_runs_inside_the_decode_sandbox_with_the_same_scores(tmp_pat
     assert confined["kept"] == plain["kept"] == 5 and confined["buckets"] == plain["buckets"]
     assert confined["scores"] == pytest.approx(plain["scores"], abs=1e-6)
     assert confined["audited"] + confined["passed"] == plain["audited"] + plain["passed"] > 0
+
+
+@pytest.mark.slow
+def test_the_worker_profile_runs_the_nightly_sampling_task_and_splits_its_cpu(tmp_path, monkeypatch):
+    """`benchmarks.cost.worker_profile`: the sampling task's partition function in-process, the
+    worker's CPU split into the prefilter's and the rest, the decode children's apart."""
+    from benchmarks.cost.worker_profile import profile
+    from models.registry import ModelRegistry
+    from models.shipped import ensure_production
+    from percolate.core.layout import video_key
+    from percolate.io.manifest import write_manifest
+    from percolate.io.store import open_store
+    from tests.media import make_video
+
+    store = open_store(str(tmp_path / "store"))
+    video = tmp_path / "call.mp4"
+    make_video(video, n=150, w=320, h=180, rate=30, gop=30)
+    key = video_key("2026-12-01", "c1")
+    store.put_file(key, video)
+    write_manifest(store, "2026-12-01", [{"call_id": "c1", "user_id": "u1", "video_key": key,
+                                          "size_bytes": video.stat().st_size}])
+    version = ensure_production(ModelRegistry(store))["prefilter"]
+    for name in ("PERCOLATE_HOME", "PERCOLATE_STORE", "PERCOLATE_REGISTRY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PERCOLATE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PERCOLATE_STORE", str(tmp_path / "store"))
+    result = profile("2026-12-01", 5, version, top=3)
+    assert result["calls"] == 1 and result["frames"] == 5
+    assert result["decode_children_cpu_s"] > 0 and 0 < result["prefilter_scoring_s"] <= result["worker_cpu_s"]
