@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--take", type=int, default=None,
                         help="only the N longest calls of the benchmark day (a smaller day from the same files; "
                              "the report says so)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="runs of the decode limit and of each Percolate day, the median kept (default 3; "
+                             "the smoke run 1)")
     parser.add_argument("--root", default=None, help="days, home and logs (default: $PERCOLATE_HOME/bench)")
     parser.add_argument("--from-raw", default=None,
                         help="recompute the figures and reports from a run's raw.json instead of running")
@@ -49,8 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     root = Path(args.root) if args.root else settings.home / "bench"
     reports = Path(args.reports) if args.reports else settings.reports_dir / "bench"
-    plan = run.BenchPlan(day=SMOKE_DAY, tiny=None, naive_share=0.5, component_files=1) \
+    plan = run.BenchPlan(day=SMOKE_DAY, tiny=None, naive_share=0.5, component_files=1, repeats=1) \
         if args.smoke else run.BenchPlan(day=replace(BENCH_DAY, take=args.take))
+    if args.repeats is not None:
+        if args.repeats < 1:
+            parser.error("--repeats must be at least 1")
+        plan = replace(plan, repeats=args.repeats)
     if args.from_raw:
         raw = json.loads(Path(args.from_raw).read_text())
         raw = raw.get("raw", raw)  # a latest.json holds its raw results under "raw"

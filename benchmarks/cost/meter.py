@@ -6,7 +6,11 @@ descendant until none is left: orphans (a daemon whose parent died) are re-paren
 so every process of the tree is waited for by someone, and the launcher's RUSAGE_CHILDREN
 holds their CPU. Except the children of a process that ignores SIGCHLD (PySpark's daemon
 and its Python workers, which run the models): the kernel reaps them and their CPU reaches
-no RUSAGE_CHILDREN, so it is sampled from /proc every 0.2 s and added. Peak memory: the sum of the tree's resident sets, sampled
+no RUSAGE_CHILDREN, so it is sampled from /proc every 0.2 s and added, unless the launcher
+reaped it after all: a worker whose daemon died first (the JVM stops the daemon at shutdown, and
+whether each worker is gone by then is a race) is re-parented to the launcher, whose
+RUSAGE_CHILDREN then holds its CPU; adding its samples too counted it twice (up to 60 CPU-s of a
+benchmark day's run, in some runs and not others, until 2026-12-06). Peak memory: the sum of the tree's resident sets, sampled
 every 0.5 s (pages shared between forked workers count once per process: an upper bound).
 """
 
@@ -73,8 +77,9 @@ class _Sampler(threading.Thread):
             self.peak = max(self.peak, total)
 
 
-def _reap_all(main_pid: int) -> int:
-    """Wait for the command, then for every other descendant; the command's exit status."""
+def _reap_all(main_pid: int, reaped: set[int]) -> int:
+    """Wait for the command, then for every other descendant; the command's exit status.
+    Adds the pid of every process it reaped to `reaped`."""
     import psutil
 
     rc, main_done_at = None, None
@@ -83,6 +88,8 @@ def _reap_all(main_pid: int) -> int:
             pid, status, _ = os.wait4(-1, os.WNOHANG)
         except ChildProcessError:
             return rc if rc is not None else 1
+        if pid:
+            reaped.add(pid)
         if pid == 0:
             if main_done_at is not None and time.monotonic() - main_done_at > LINGER_S:
                 for p in psutil.Process().children(recursive=True):  # our own descendants only
@@ -103,14 +110,19 @@ def main(argv: list[str]) -> int:
     sampler.start()
     start = time.monotonic()
     proc = subprocess.Popen(cmd)
-    rc = _reap_all(proc.pid)
+    reaped: set[int] = set()
+    rc = _reap_all(proc.pid, reaped)
     wall = time.monotonic() - start
     sampler.stop.set()
     sampler.join()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    waited, unreaped = usage.ru_utime + usage.ru_stime, sum(sampler.unreaped.values())
-    out.write_text(json.dumps({"rc": rc, "cpu_s": round(waited + unreaped, 2), "waited_cpu_s": round(waited, 2),
-                               "unreaped_cpu_s": round(unreaped, 2), "unreaped_processes": len(sampler.unreaped),
+    waited = usage.ru_utime + usage.ru_stime
+    # a sampled process that the launcher reaped itself (orphaned) is in `waited` already
+    unreaped = {key: cpu for key, cpu in sampler.unreaped.items() if key[0] not in reaped}
+    orphaned = sum(cpu for key, cpu in sampler.unreaped.items() if key[0] in reaped)
+    out.write_text(json.dumps({"rc": rc, "cpu_s": round(waited + sum(unreaped.values()), 2),
+                               "waited_cpu_s": round(waited, 2), "unreaped_cpu_s": round(sum(unreaped.values()), 2),
+                               "unreaped_processes": len(unreaped), "reaped_after_orphaning_cpu_s": round(orphaned, 2),
                                "user_s": round(usage.ru_utime, 2), "sys_s": round(usage.ru_stime, 2),
                                "wall_s": round(wall, 2), "peak_rss_mb": round(sampler.peak / 2**20, 1),
                                "max_single_rss_mb": round(usage.ru_maxrss / 1024, 1)}))

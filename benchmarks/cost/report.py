@@ -38,6 +38,12 @@ def table(fig: dict) -> str:
         lines.append(f"  Percolate all-in on this day: {p['all_in_cpu_s_per_video_hour']:.1f} CPU-s/vh "
                      f"({_fmt(p['all_in_video_hours_per_core_hour'], ',.1f')} vh/core-h); fixed cost per run "
                      f"{p['fixed_cpu_s_per_run']:.0f} CPU-s")
+        spread = p.get("marginal_cpu_s_per_video_hour_range")
+        if spread:
+            dl = f["decode_limit"]["repeats_cpu_s_per_video_hour"]
+            lines.append(f"  repeated runs: Percolate's marginal {spread[0]:.1f}-{spread[1]:.1f} CPU-s/vh at the extremes "
+                         f"(day {', '.join(f'{c:.1f}' for c in p['repeats_cpu_s'])} CPU-s; the median run's kept), "
+                         f"the decode limit {min(dl):.1f}-{max(dl):.1f} CPU-s/vh")
         ff = f.get("fused_floor")
         if ff:
             agree = ff.get("agreement_with_nightly") or {}

@@ -31,6 +31,28 @@ def test_the_meter_counts_orphaned_grandchildren(tmp_path):
     assert meter["wall_s"] <= time.monotonic() - start
 
 
+def test_a_worker_orphaned_by_its_sigchld_ignoring_parent_counts_once(tmp_path):
+    """PySpark's case: the parent ignores SIGCHLD (so the meter samples its child from /proc),
+    then dies first; the child is re-parented to the launcher, which reaps it, so its CPU is in
+    the launcher's RUSAGE_CHILDREN and must not be added again from the samples."""
+    from benchmarks.cost.meter import run_metered
+
+    script = (
+        "import os, signal, time\n"
+        "signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+        "if os.fork() == 0:\n"
+        "    t = time.process_time()\n"
+        "    while time.process_time() - t < 0.8: pass\n"  # sampled while its parent ignores SIGCHLD
+        "    time.sleep(0.6)\n"  # the parent exits meanwhile: re-parented to the launcher
+        "    os._exit(0)\n"
+        "time.sleep(1.2)\n"
+    )
+    meter = run_metered([sys.executable, "-c", script], dict(os.environ), tmp_path, tmp_path / "log.txt")
+    assert meter["rc"] == 0
+    assert meter["reaped_after_orphaning_cpu_s"] >= 0.4  # it was sampled, then reaped by the launcher
+    assert 0.75 <= meter["cpu_s"] < 1.3, meter  # once (0.8 and the interpreters' start), not twice (1.6+)
+
+
 def test_fixed_and_marginal_costs_come_from_two_day_sizes():
     from benchmarks.cost.figures import split_fixed_marginal
 
@@ -44,6 +66,26 @@ def test_fixed_and_marginal_costs_come_from_two_day_sizes():
     assert split["fixed_cpu_s_per_run"] == pytest.approx(100)
     assert split["marginal_by_stage"]["sample_frames"] == pytest.approx(40)
     assert split["fixed_by_stage"]["airflow"] == pytest.approx(20)
+
+
+def test_repeated_runs_keep_the_median_and_bound_the_marginal_figure():
+    from benchmarks.cost.figures import marginal_range
+    from benchmarks.cost.run import median_run
+
+    def run(video_s, tree):
+        return {"summary": {"video_seconds": video_s, "cpu_s_sample_frames": tree / 2}, "meter": {"cpu_s": tree}}
+
+    days = [run(7200, c) for c in (190, 170, 180)]
+    chosen = median_run(days)
+    assert chosen["meter"]["cpu_s"] == 180 and chosen["repeats_cpu_s"] == [190, 170, 180]
+    assert [r["cpu_s_sample_frames"] for r in chosen["repeats_stage_cpu_s"]] == [95, 85, 90]
+    assert median_run([run(7200, 5), run(7200, 3)])["meter"]["cpu_s"] == 3  # even: the lower one
+    tiny = median_run([run(360, c) for c in (100, 104, 102)])
+    # the cheapest day against the dearest tiny day and the reverse, over 1.9 video-hours
+    assert marginal_range(tiny, chosen) == pytest.approx([(170 - 104) / 1.9, (190 - 100) / 1.9], abs=0.01)
+    assert marginal_range(run(360, 100), run(7200, 180)) is None  # one run each: no spread to show
+    with pytest.raises(ValueError):
+        median_run([])
 
 
 @pytest.mark.slow
