@@ -135,6 +135,7 @@ def attribute(marginal: dict[str, float], funnel: dict[str, float], parts: dict)
     out["publish + validation"] = float(marginal.get("publish", 0.0))
     # the run's process tree less the jobs' own metering: Airflow's own CPU is flat with the day
     # (21.8 and 22.0 CPU-s on the tiny and the benchmark day, 2026-12-05), so what grows here is
-    # the jobs' CPU outside their metering, and run-to-run noise (docs/cost.md, "Where the CPU goes")
+    # the jobs' CPU outside their metering, and run-to-run noise (docs/cost.md, "Where the CPU goes";
+    # before 2026-12-06 also the meter's double count of orphaned Python workers, benchmarks/cost/meter.py)
     out["outside the jobs' own metering"] = float(marginal.get("airflow", 0.0))
     return {k: round(v, 2) for k, v in out.items()}
