@@ -5,7 +5,9 @@ without running its `on_kill` (SIGKILL at the timeout, the OOM killer, a lost wo
 leaves spark-submit, its JVM and its Python processes running beside the retry. This operator
 launches the same command through `percolate.orphan_guard`, which stops that whole process tree
 when the task process dies, and asks the guard (SIGTERM) to stop it in `on_kill` before the
-provider's own clean-up (which SIGKILLs the process it started: the guard).
+provider's own clean-up (which SIGKILLs the process it started: the guard). Before it submits,
+it adds the drivers' class archive to the JVM options (`percolate.io.jvm_archive`), building it
+first where this JVM and class path have none.
 
 Only the DAG files import this module (it imports Airflow's Spark provider).
 """
@@ -27,6 +29,16 @@ class GuardedSparkSubmitHook(SparkSubmitHook):
     def _get_spark_binary_path(self) -> list[str]:
         return [sys.executable, "-m", "percolate.orphan_guard", "--grace-s", str(GRACE_S), "--",
                 *super()._get_spark_binary_path()]
+
+    def submit(self, application: str = "", **kwargs):
+        from percolate.core.tuning import DRIVER_JAVA_OPTIONS
+        from percolate.io import jvm_archive
+
+        # the drivers' class archive: built once for this JVM and class path, then used by
+        # every driver (percolate.io.jvm_archive); decided here, when the task runs
+        jvm_archive.ensure(self._conf.get("spark.driver.extraJavaOptions", DRIVER_JAVA_OPTIONS))
+        self._conf = jvm_archive.with_archive(self._conf)
+        return super().submit(application, **kwargs)
 
     def on_kill(self) -> None:
         proc = getattr(self, "_submit_sp", None)

@@ -170,14 +170,18 @@ def _task_failed(log_path: Path) -> bool:
 def spark_submit_cmd(settings: Settings, job: str, args: list[str]) -> list[str]:
     """The spark-submit command line of one Spark job on the configured master."""
     from percolate.core.tuning import submit_confs
+    from percolate.io.jvm_archive import with_archive
 
-    confs = [arg for key, value in submit_confs().items() for arg in ("--conf", f"{key}={value}")]
+    confs = [arg for key, value in with_archive(submit_confs()).items() for arg in ("--conf", f"{key}={value}")]
     return [str(bin_dir() / "spark-submit"), "--master", settings.spark_master, "--name", f"percolate-{job}",
             *confs, str(REPO / "jobs" / f"{job}.py"), *args]
 
 
 def spark_submit(settings: Settings, job: str, args: list[str], log_name: str) -> None:
     """Run one Spark job with spark-submit on the configured master; raise on failure."""
+    from percolate.io import jvm_archive
+
+    jvm_archive.ensure()  # the drivers' class archive, built once for this JVM and class path
     env = base_env(settings)
     # under the guard: if this process dies, spark-submit and its workers stop too (percolate.orphan_guard)
     cmd = [sys.executable, "-m", "percolate.orphan_guard", "--", *spark_submit_cmd(settings, job, args)]

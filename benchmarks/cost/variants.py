@@ -84,13 +84,14 @@ def models_on_everything(env: dict[str, str], date: str, fps: float, calls: list
                          name: str) -> dict:
     """naive (fps 0) or sampled only (fps 1): benchmarks/cost/model_job.py under spark-submit."""
     from percolate.core.tuning import submit_confs
+    from percolate.io.jvm_archive import with_archive
     from workflows.launch import bin_dir
 
     videos = day_videos(env, date, calls)
     spec, out = logs / f"{name}-{date}.videos.json", logs / f"{name}-{date}.result.json"
     spec.write_text(json.dumps(videos))
     settings = settings_of(env)
-    confs = [arg for key, value in submit_confs().items() for arg in ("--conf", f"{key}={value}")]
+    confs = [arg for key, value in with_archive(submit_confs()).items() for arg in ("--conf", f"{key}={value}")]
     cmd = [str(bin_dir() / "spark-submit"), "--master", settings.spark_master, "--name", f"percolate-bench-{name}",
            *confs, str(REPO / "benchmarks" / "cost" / "model_job.py"), "--videos", str(spec), "--fps", str(fps),
            "--out", str(out)]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from percolate.core import tuning
 from percolate.core.settings import Settings
+from percolate.io.jvm_archive import java_options
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -78,9 +79,10 @@ def get_spark(app_name: str, settings: Settings, master: str | None = None) -> "
         builder = builder.master(master)
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)
-    # the JVM options of a short-lived driver (tuning.DRIVER_JAVA_OPTIONS): applied where this
-    # process starts the JVM itself; under spark-submit the JVM is already running with them
-    builder = builder.config("spark.driver.extraJavaOptions", tuning.DRIVER_JAVA_OPTIONS)
+    # the JVM options of a short-lived driver (tuning.DRIVER_JAVA_OPTIONS, and the class archive
+    # where one has been built: percolate.io.jvm_archive): applied where this process starts the
+    # JVM itself; under spark-submit the JVM is already running with them
+    builder = builder.config("spark.driver.extraJavaOptions", java_options())
     # Python workers run this interpreter (the project's virtualenv) unless told otherwise;
     # PySpark reads the variable when the context starts.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

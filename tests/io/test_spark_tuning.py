@@ -34,12 +34,4 @@ def test_the_session_jvm_runs_with_the_short_lived_driver_options(spark):
     jvm_args = list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
                     .getInputArguments())
     assert set(tuning.DRIVER_JAVA_OPTIONS.split()) <= set(jvm_args), jvm_args
-
-
-def test_every_spark_submit_passes_the_driver_options(settings):
-    from workflows.launch import spark_submit_cmd
-
-    cmd = spark_submit_cmd(settings, "publish", ["--date", "2026-11-20"])
-    confs = {cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--conf"}
-    assert f"spark.driver.extraJavaOptions={tuning.DRIVER_JAVA_OPTIONS}" in confs
-    assert f"spark.driver.memory={tuning.DRIVER_MEMORY}" in confs
+# (every spark-submit's driver options, with the class archive: tests/io/test_jvm_archive.py)
