@@ -3,8 +3,8 @@
 Every spark-submit starts a driver JVM that loads about 13,000 classes from Spark's jars
 before it does any work, and a nightly run starts three. With an archive of those classes made
 once (Java 17's dynamic CDS: `-XX:ArchiveClassesAtExit`, then `-XX:SharedArchiveFile`), the JVM
-maps them already parsed and verified instead. Measured in docs/tuning.md (the driver JVM
-options).
+maps them already parsed and verified instead. Measured in docs/tuning.md ("The drivers'
+class archive").
 
 An archive is only valid for the JVM and the exact class path it was made with: one jar more
 in Spark's jars folder (PostgreSQL's JDBC driver, which `infra/postgres.sh start` links there)
@@ -13,15 +13,16 @@ the jars folder's listing (names, sizes, times) and the driver's JVM options, an
 
 - `make setup` builds it (`python -m percolate.io.jvm_archive`: a small Spark application with
   Hive, Parquet and a pandas UDF, under spark-submit, run with the dump option);
-- every launcher of a job (the DAG's spark-submit operator, `percolate.workflows.launch`) calls
+- every launcher of a job (the DAG's spark-submit operator, `workflows.launch.spark_submit`) calls
   `ensure()` first, which builds it when the key has none (once: later launchers wait on a
   lock, and a failed build is not tried again for a day);
 - every driver JVM gets `java_options()`: the measured options plus the archive where one
   exists. Nothing fails for want of an archive: the driver starts as it did before.
-  `PERCOLATE_JVM_ARCHIVE=0` turns both off.
+  `PERCOLATE_JVM_ARCHIVE=0` turns both off. A driver started elsewhere (a cluster's deploy
+  mode) finds no file at that path and starts without it too (Java 17 checked: no error).
 
 Archives live in `$PERCOLATE_JVM_ARCHIVE_DIR` (default: `share/percolate/jvm` in the
-virtualenv, beside the jars they describe), about 160 MB each; building one for a new key
+virtualenv, beside the jars they describe), about 220 MB each; building one for a new key
 removes the others.
 """
 
