@@ -21,7 +21,8 @@ def bench_env(home: Path, store: str, registry: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERCOLATE_")}
     env.update({"PERCOLATE_HOME": str(home), "PERCOLATE_STORE": store, "PERCOLATE_REGISTRY": str(registry),
                 "PERCOLATE_PROGRESS": "0"})
-    for key in ("PERCOLATE_COST_PER_CORE_HOUR", "PERCOLATE_SAMPLE_FPS", "PERCOLATE_DAGS_FOLDER"):
+    for key in ("PERCOLATE_COST_PER_CORE_HOUR", "PERCOLATE_SAMPLE_FPS", "PERCOLATE_DAGS_FOLDER",
+                "PERCOLATE_JVM_ARCHIVE", "PERCOLATE_JVM_ARCHIVE_DIR"):  # (the drivers' class archive)
         if key in os.environ:
             env[key] = os.environ[key]
     return env

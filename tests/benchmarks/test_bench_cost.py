@@ -162,3 +162,13 @@ def test_the_worker_profile_runs_the_nightly_sampling_task_and_splits_its_cpu(tm
     result = profile("2026-12-01", 5, version, top=3)
     assert result["calls"] == 1 and result["frames"] == 5
     assert result["decode_children_cpu_s"] > 0 and 0 < result["prefilter_scoring_s"] <= result["worker_cpu_s"]
+
+
+def test_variants_run_in_their_own_home_and_keep_the_switches_a_measurement_sets(tmp_path, monkeypatch):
+    from benchmarks.cost.variants import bench_env
+
+    monkeypatch.setenv("PERCOLATE_STAGE", "/somewhere/else")
+    monkeypatch.setenv("PERCOLATE_JVM_ARCHIVE", "0")  # e.g. the fixed cost without the drivers' class archive
+    env = bench_env(tmp_path / "home", str(tmp_path / "store"), tmp_path / "registry")
+    assert env["PERCOLATE_HOME"] == str(tmp_path / "home") and "PERCOLATE_STAGE" not in env
+    assert env["PERCOLATE_JVM_ARCHIVE"] == "0"
