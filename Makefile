@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@$(PY) -m pip install --no-deps -e . $(QUIET)
 	@$(PY) -m pip check $(QUIET)
 	@# the Spark drivers' class archive (percolate/io/jvm_archive.py): every job's JVM starts
-	@# ~4 CPU-s faster with it; without it (a failed build) they start as before
+	@# 6-10 CPU-s cheaper with it (docs/tuning.md); without it (a failed build) they start as before
 	@echo "building the Spark drivers' class archive (about a minute)"
 	@$(PY) -m percolate.io.jvm_archive > $(VENV)/jvm-archive.log 2>&1 || cat $(VENV)/jvm-archive.log
 	@touch $(STAMP)
