@@ -100,6 +100,30 @@ def stop_poll_reader(reader) -> list[dict]:
     return polls
 
 
+def remove_other_publishes(settings: Settings, date: str) -> list[str]:
+    """Remove every publish of `date` but the committed one at once (retention 0), as the
+    publish job does after its retention period, from a Spark child process; the removed ids.
+
+    Only once no reader is left: the retention period exists because a query that started
+    before a commit may still be reading the publish it replaced."""
+    import json
+    import subprocess
+    import sys
+
+    from workflows.launch import base_env
+
+    code = ("import datetime, json, sys; from percolate.core.settings import Settings; "
+            "from percolate.io.spark import get_spark; from percolate.io.warehouse import open_warehouse; "
+            "settings = Settings.from_env(); "
+            "spark = get_spark('percolate-remove-publishes', settings, master='local[1]'); "
+            "removed = open_warehouse(spark, settings).remove_expired(sys.argv[1], datetime.timedelta(0)); "
+            "spark.stop(); print(json.dumps(removed))")
+    out = subprocess.run([sys.executable, "-c", code, date], env=base_env(settings), cwd=settings.home,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 # ---- an analyst over JDBC (Spark's Thrift server, beeline: the real Hive JDBC driver) -----------
 
 def beeline(url: str, sql: str) -> list[dict[str, str]] | str:
