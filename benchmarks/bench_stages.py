@@ -12,6 +12,8 @@ this process (`time.process_time`, one torch thread, as in a Spark task), the me
   sizes, `inference.prefilter_batches` end to end;
 - heavy: full JPEG decode + crop + resize, forward-only per batch size, the stage's own
   `classify_chunk` (decode + reuse test + forward) per frame;
+- both models' forward in the predictor's variants: NCHW, channels-last, channels-last with
+  batch norm folded (`models.predictor`), and how far their outputs differ;
 - Arrow <-> pandas at the Arrow batch sizes Spark would use, and a Parquet write + read of
   the frames table (pyarrow);
 - hand-over: JPEG encode of a sampled frame (the sampler's quality) vs the prefilter run on
@@ -120,6 +122,38 @@ def heavy_parts(model, jpegs: list[bytes], centers: np.ndarray, repeats: int) ->
                 model.predict_inputs(inputs[i:i + size])
         out[f"forward_batch{size}_ms"] = median_cpu(run, repeats)
     return {k: round(v / n * 1000, 3) for k, v in out.items()}
+
+
+def predictor_variants(models: dict, jpegs: list[bytes], centers: np.ndarray, repeats: int) -> dict:
+    """Each model's forward per frame (at the tuned batch, normalising included) in the
+    predictor's memory layouts and with its batch norms as trained or folded
+    (`models.predictor.CHANNELS_LAST`, `FOLD_BATCH_NORM`); and the largest difference in an
+    output from the NCHW, unfolded one."""
+    import copy
+
+    import models.predictor as predictor_module
+    from percolate.core.tuning import HEAVY_FORWARD_BATCH, PREFILTER_FORWARD_BATCH
+
+    variants = {"nchw": (False, False), "channels_last": (True, False), "channels_last_folded": (True, True)}
+    out = {}
+    for role, model in models.items():
+        inputs = model.decode_inputs(jpegs, centers if role == "heavy" else None)
+        batch = HEAVY_FORWARD_BATCH if role == "heavy" else PREFILTER_FORWARD_BATCH
+        saved = predictor_module.CHANNELS_LAST, predictor_module.FOLD_BATCH_NORM
+        outputs = {}
+        try:
+            for name, (channels_last, fold) in variants.items():
+                predictor_module.CHANNELS_LAST, predictor_module.FOLD_BATCH_NORM = channels_last, fold
+                p = predictor_module.Predictor(role, model.version, model.spec, copy.deepcopy(model.module))
+
+                def run(p=p):
+                    return p.locate_inputs(inputs, batch)[0] if role == "prefilter" else p.predict_inputs(inputs, batch)
+                outputs[name] = run()
+                out[f"{role}_{name}_ms"] = round(median_cpu(run, repeats) / len(inputs) * 1000, 3)
+        finally:
+            predictor_module.CHANNELS_LAST, predictor_module.FOLD_BATCH_NORM = saved
+        out[f"{role}_largest_difference"] = max(float(np.abs(o - outputs["nchw"]).max()) for o in outputs.values())
+    return out
 
 
 def heavy_stage(frames, registry_uri: str, version: str, repeats: int, tolerance: float) -> float:
@@ -304,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             "frames": len(rows), "pass_rate_at_threshold": round(float(np.mean(scores >= prefilter.spec["threshold"])), 4),
             "prefilter": prefilter_parts(prefilter, jpegs, args.repeats),
             "heavy": heavy_parts(heavy, jpegs, centers, args.repeats),
+            "predictor_variants": predictor_variants({"prefilter": prefilter, "heavy": heavy}, jpegs, centers,
+                                                     args.repeats),
             "heavy_stage_ms": {"tolerance_0": heavy_stage(frames, registry_uri, heavy_v, args.repeats, 0.0),
                                "tolerance_4": heavy_stage(frames, registry_uri, heavy_v, args.repeats, 4.0)},
             "arrow_parquet": arrow_parts(frames, args.repeats, workdir),

@@ -63,9 +63,11 @@ def test_channels_last_is_the_same_numbers_in_another_layout():
     assert torch.equal(nchw, nhwc)
 
 
-def test_built_in_models_run_channels_last_and_torchscript_gets_nchw(tmp_path):
-    """The shipped models through the Predictor (channels-last) give what a plain NCHW forward
-    of the same weights gives; a TorchScript model is handed contiguous NCHW tensors."""
+def test_built_in_models_run_channels_last_and_folded_and_torchscript_as_it_is(tmp_path):
+    """The shipped models through the Predictor (channels-last, batch norm folded into the
+    convolutions of a copy) give what a plain NCHW forward of the same weights gives, and the
+    predictor's `module` keeps its batch norms and state dict; a TorchScript model runs as it
+    is, handed contiguous NCHW tensors."""
     from models.predictor import Predictor
     from models.registry import ModelRegistry
     from models.shipped import ensure_production
@@ -78,6 +80,9 @@ def test_built_in_models_run_channels_last_and_torchscript_gets_nchw(tmp_path):
         predictor = registry.load(role)
         assert predictor.channels_last
         plain = ModelRegistry.build(*registry.files(role, predictor.version)).eval()  # NCHW weights
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in predictor.net.modules())
+        assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in predictor.module.modules()) > 10
+        assert predictor.module.state_dict().keys() == plain.state_dict().keys()
         inputs = rng.integers(0, 256, (5, predictor.input.height, predictor.input.width, 3), dtype=np.uint8)
         with torch.inference_mode():
             out = plain(to_tensor(inputs, predictor.input))
@@ -91,5 +96,5 @@ def test_built_in_models_run_channels_last_and_torchscript_gets_nchw(tmp_path):
     script = torch.jit.script(Layout())
     spec = {"arch": "torchscript", "input": InputSpec(16, 8).to_dict(), "output": "probabilities"}
     predictor = Predictor("prefilter", "v9", spec, script)
-    assert not predictor.channels_last
+    assert not predictor.channels_last and predictor.net is script
     assert predictor.predict_inputs(rng.integers(0, 256, (2, 8, 16, 3), dtype=np.uint8)).tolist() == [1.0, 1.0]

@@ -79,7 +79,13 @@ def test_round_trip_aliases_and_identical_predictions(registry):
     got_p = predict(lp, jpegs)
     got_h = predict(lh, jpegs)
     assert got_p.shape == (5,) and got_h.shape == (5, 4)
-    np.testing.assert_array_equal(got_p, want_p)
+    # the weights round-trip bit for bit; the predictions differ from the plain forward by the
+    # float rounding of the batch norms folded into the convolutions (models.predictor)
+    for loaded, original in ((lp.module, pf), (lh.module, hv)):
+        want = original.state_dict()
+        assert loaded.state_dict().keys() == want.keys()
+        assert all(torch.equal(t, want[k]) for k, t in loaded.state_dict().items())
+    np.testing.assert_allclose(got_p, want_p, rtol=0, atol=1e-6)
     np.testing.assert_allclose(got_h, want_h, rtol=0, atol=1e-6)
     np.testing.assert_allclose(got_h.sum(1), 1, atol=1e-5)
 
