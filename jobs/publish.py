@@ -116,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
                     args.date, publish_id)
     scores = spark.read.parquet(stage.uri(PREFILTER, args.date))
     audit_rows = warehouse.write("audit_frames", with_provenance(
-        sample_audit(scores, frames, args.date, settings.audit_budgets), provenance), args.date, publish_id).cache()
+        sample_audit(scores, frames, args.date, settings.audit_budgets,
+                     keep_rate=float(metrics[PREFILTER].get("audit_keep_rate") or 1.0)),
+        provenance), args.date, publish_id).cache()
     step("written", publish_id)
     # audit what was written; a failure leaves the date as it was
     drift_warnings = audit(settings, warehouse, args.date, args.run_id, frames, daily, audit_rows, metrics,

@@ -1,8 +1,11 @@
 """Spark job: shadow-score a published date with a challenger pair (prefilter + heavy).
 
-The challenger scores the sampled frames of the run that published the date (`--frames-run`),
-through the same inference path as the nightly `prefilter` and `heavy` jobs
-(`percolate.transforms.scoring`), and its rows become one batch, "<prefilter>+<heavy>", of the
+The challenger samples the date's videos again as the run that published the date
+(`--frames-run`) sampled them (its sampler settings), with its own prefilter in the decoder and
+its heavy model on its survivors: the nightly run's path, so the two sides differ by their
+models alone. (The nightly run keeps the JPEGs of its own survivors and the audit's share only,
+so the frames another prefilter would pass are decoded again.) Its rows become one batch,
+"<prefilter>+<heavy>", of the
 shadow tables `shadow_frame_predictions` and `shadow_user_brand_daily` (partition dt = the
 scored date): columns and provenance as the published tables, run_id = `--run-id`. Rerunning
 the pair on the date replaces its batch whole. It writes neither the date's published tables
@@ -13,19 +16,24 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from dataclasses import replace
 
 from pyspark.sql import DataFrame, functions as F
 
 from jobs.common import Stopwatch, model_spec, new_parser
-from percolate.core.layout import FRAMES, HEAVY, SAMPLE_FRAMES
+from percolate.core.layout import HEAVY, SAMPLE_FRAMES
 from percolate.core.provenance import code_version, provenance_values
-from percolate.core.settings import Settings
+from percolate.core.settings import SamplerSettings, Settings
+from percolate.io.manifest import read_manifest
 from percolate.io.spark import get_spark
 from percolate.io.stage import open_stage
+from percolate.io.store import open_store
 from percolate.io.warehouse import check_batch, open_warehouse
 from percolate.transforms.publishing import build_frame_predictions, build_user_brand_daily
+from percolate.transforms.sampling import PrefilterStep, manifest_frame, sample_videos, scored_frames
 from percolate.transforms.scoring import (classify_frames, in_stable_batches, mark_detections, mark_passed,
-                                          score_frames, survivors)
+                                          survivor_rows)
+from percolate.video.limits import DecodeLimits
 
 
 def shadow_batch(prefilter_version: str, heavy_version: str) -> str:
@@ -33,14 +41,29 @@ def shadow_batch(prefilter_version: str, heavy_version: str) -> str:
     return check_batch(f"{prefilter_version}+{heavy_version}")
 
 
-def challenger_predictions(frames: DataFrame, *, parallelism: int, registry_uri: str, endpoint_url: str | None,
-                           prefilter_version: str, prefilter_threshold: float, heavy_version: str,
-                           heavy_threshold: float, reuse_tolerance: float) -> DataFrame:
-    """Sampled frames -> the heavy model's predictions on the frames the prefilter passes, batched
-    exactly as the nightly prefilter and heavy jobs batch them (the same scores for the same models)."""
-    scores = mark_passed(score_frames(in_stable_batches(frames, parallelism * 2), registry_uri=registry_uri,
-                                      endpoint_url=endpoint_url, version=prefilter_version), prefilter_threshold)
-    todo = in_stable_batches(survivors(frames, scores), parallelism)
+def published_sampler(settings: Settings, recorded: dict) -> SamplerSettings:
+    """The sampler settings a published run recorded (its `sampler` provenance); the limits
+    of this deployment where the record lacks one."""
+    limits = recorded.get("limits") or {}
+    known = {k: limits[k] for k in ("time_limit_s", "memory_limit_mb", "max_pixels", "max_duration_s", "isolated",
+                                    "max_frames", "max_sampled_mb") if k in limits}
+    return replace(settings.sampler, fps=float(recorded["fps"]), max_side=int(recorded["max_side"]),
+                   jpeg_quality=int(recorded["jpeg_quality"]), **known)
+
+
+def challenger_predictions(manifest: DataFrame, *, sampler: SamplerSettings, date: str, parallelism: int,
+                           store_uri: str, registry_uri: str, endpoint_url: str | None, prefilter_version: str,
+                           prefilter_threshold: float, heavy_version: str, heavy_threshold: float,
+                           reuse_tolerance: float) -> DataFrame:
+    """The date's manifest -> the heavy model's predictions on the frames the prefilter passes:
+    sampled and scored in the decoder as the nightly run does (JPEGs for the survivors only),
+    the survivors batched as the nightly heavy job batches them."""
+    step = PrefilterStep(registry_uri, endpoint_url, prefilter_version, prefilter_threshold, date, keep_rate=0.0)
+    sampled = sample_videos(manifest, store_uri=store_uri, endpoint_url=endpoint_url, fps=sampler.fps,
+                            max_side=sampler.max_side, jpeg_quality=sampler.jpeg_quality,
+                            limits=DecodeLimits(**sampler.decode_limits()), isolated=sampler.isolated,
+                            prefilter=step)
+    todo = in_stable_batches(survivor_rows(mark_passed(scored_frames(sampled), prefilter_threshold)), parallelism)
     return mark_detections(classify_frames(todo, registry_uri=registry_uri, endpoint_url=endpoint_url,
                                            version=heavy_version, reuse_tolerance=reuse_tolerance), heavy_threshold)
 
@@ -72,10 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     warehouse = open_warehouse(spark, settings)
     warehouse.ensure_tables()
     retention = dt.timedelta(hours=settings.publish_retention_hours)
+    manifest = read_manifest(open_store(settings.store_uri, settings.s3_endpoint_url), args.date)
     predictions = challenger_predictions(
-        spark.read.parquet(stage.uri(SAMPLE_FRAMES, args.date, FRAMES)),
-        parallelism=spark.sparkContext.defaultParallelism, registry_uri=settings.registry_uri,
-        endpoint_url=settings.s3_endpoint_url, prefilter_version=args.prefilter_model,
+        manifest_frame(spark, manifest), sampler=published_sampler(settings, sampled["sampler"]), date=args.date,
+        parallelism=spark.sparkContext.defaultParallelism, store_uri=settings.store_uri,
+        registry_uri=settings.registry_uri, endpoint_url=settings.s3_endpoint_url,
+        prefilter_version=args.prefilter_model,
         prefilter_threshold=float(prefilter_spec["threshold"]), heavy_version=args.heavy_model,
         heavy_threshold=float(heavy_spec["threshold"]), reuse_tolerance=tolerance)
     frames = warehouse.put_batch("shadow_frame_predictions", build_frame_predictions(predictions, provenance),

@@ -62,13 +62,29 @@ def prefilter_batches(batches: Iterator, registry_uri: str, endpoint_url: str | 
 def prefilter_columns(model, jpegs: list[bytes]) -> dict[str, np.ndarray]:
     """The prefilter on a list of JPEGs: `prefilter_score`, `loc_x`, `loc_y` (where it peaks, in
     [0, 1]) and `prefilter_flops` (NaN where the spec does not say), one value per frame. The
-    one scoring path of the nightly sampler (`percolate.transforms.sampling`), the shadow
-    scoring and the benchmarks."""
-    scores, centers, flops = model.locate_inputs(model.decode_inputs(jpegs), tuning.PREFILTER_FORWARD_BATCH)
-    return {"prefilter_score": np.asarray(scores, dtype=np.float64).reshape(-1),
-            "loc_x": np.asarray(centers[:, 0], dtype=np.float64),
-            "loc_y": np.asarray(centers[:, 1], dtype=np.float64),
-            "prefilter_flops": np.round(np.asarray(flops, dtype=np.float64).reshape(-1))}
+    scoring path of frames already stored as JPEGs (the shadow scoring, evaluation, the
+    benchmarks); the nightly sampler scores the decoder's frames (`prefilter_arrays`)."""
+    score, loc_x, loc_y, flops = prefilter_arrays(model, model.decode_inputs(jpegs))
+    return {"prefilter_score": score, "loc_x": loc_x, "loc_y": loc_y, "prefilter_flops": flops}
+
+
+def prefilter_arrays(model, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The prefilter on its inputs (N x height x width x 3 uint8, as `model.decode_inputs`
+    gives them or the decoder scaled them): score, loc_x, loc_y, FLOPs (NaN: unknown), float64."""
+    scores, centers, flops = model.locate_inputs(inputs, tuning.PREFILTER_FORWARD_BATCH)
+    return (np.asarray(scores, dtype=np.float64).reshape(-1), np.asarray(centers[:, 0], dtype=np.float64),
+            np.asarray(centers[:, 1], dtype=np.float64), np.round(np.asarray(flops, dtype=np.float64).reshape(-1)))
+
+
+_WARM: set[int] = set()
+
+
+def warm_up(model) -> None:
+    """One forward pass on blank inputs, once per model and worker: torch's kernels and CPU
+    detection are set up (files read) before a confined decode child is forked to score."""
+    if id(model) not in _WARM:
+        model.locate_inputs(np.zeros((2, model.input.height, model.input.width, 3), np.uint8), 2)
+        _WARM.add(id(model))
 
 
 def heavy_batches(batches: Iterator, registry_uri: str, endpoint_url: str | None,

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from percolate.core.layout import (FRAMES, HEAVY, PREFILTER, SAMPLE_FRAMES, check_date, evaluation_report_path,
-                                   manifest_key, run_summary_path)
+from percolate.core.layout import (HEAVY, PREFILTER, check_date, evaluation_report_path, manifest_key,
+                                   run_summary_path)
 from percolate.core.settings import Settings
 from percolate.io.stage import open_stage
 from percolate.io.store import open_store
@@ -89,8 +89,9 @@ def load_day(settings: Settings, date: str, run_id: str, daily_rows: list[dict])
 
     truth = load_truth(open_store(settings.store_uri, settings.s3_endpoint_url), date)
     stage = open_stage(settings, run_id)
-    frames = stage.read_pandas(SAMPLE_FRAMES, date, FRAMES, ["call_id", "user_id", "frame_index", "ts_ms"])
-    table = frame_table(frames, stage.read_pandas(PREFILTER, date), stage.read_pandas(HEAVY, date), truth)
+    scores = stage.read_pandas(PREFILTER, date)  # every sampled frame (the frames stage keeps only some JPEGs)
+    table = frame_table(scores[["call_id", "user_id", "frame_index", "ts_ms"]], scores, stage.read_pandas(HEAVY, date),
+                        truth)
     return table, pd.DataFrame(daily_rows, columns=["user_id", "brand", "confirmed"])
 
 

@@ -12,8 +12,12 @@ smaller):
 * `prefilter_passed`: the other frames that passed.
 
 Each frame is drawn independently with its stratum's probability pi = min(1, budget / frames),
-from a hash of (date, call, frame): a rerun draws the same frames. Each audit row records pi
-and the stratum's size, so the estimate needs nothing else:
+from a hash of (date, call, frame) (`draw`): a rerun draws the same frames. The nightly sampler
+keeps the JPEG of a rejected frame only when the same hash is under a keep rate k fixed before
+the day (`percolate.transforms.sampling.audit_keep_rate`, about three times the budget's
+share): the rejected stratum is drawn with min(pi, k), so every drawn frame has its JPEG and
+the probability recorded is the true one. Each audit row records its probability and the
+stratum's size, so the estimate needs nothing else:
 
     positives of stratum h (one day)  ~  frames_h * (positives among labelled) / labelled
     recall  =  positives that passed / all positives
@@ -26,6 +30,8 @@ honest, wide interval, not a normal approximation's.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, functions as F
@@ -35,7 +41,7 @@ from percolate.core.tables import NO_BRAND
 
 PASSED_STRATA = ("heavy_low_confidence", "prefilter_passed")
 LOW_CONFIDENCE = (0.1, 0.95)  # the heavy model's best-brand probability counted as unsure
-HASH_SPACE = 1 << 30
+HASH_SPACE = 1 << 32  # the first 8 hex digits of the md5
 
 
 def stratum_of(passed: F.Column, score: F.Column) -> F.Column:
@@ -47,14 +53,25 @@ def stratum_of(passed: F.Column, score: F.Column) -> F.Column:
 
 def draw(date: str, call_id: F.Column, frame_index: F.Column) -> F.Column:
     """A number in [0, 1) fixed by (date, call, frame): whether a frame is drawn does not
-    depend on partitioning or on the run."""
-    return (F.pmod(F.xxhash64(F.lit(date), call_id, frame_index), F.lit(HASH_SPACE)) / F.lit(float(HASH_SPACE)))
+    depend on partitioning or on the run. `draw_value` is the same number outside Spark."""
+    digest = F.md5(F.concat_ws("/", F.lit(date), call_id, frame_index.cast("string")))
+    return F.conv(F.substring(digest, 1, 8), 16, 10).cast("double") / F.lit(float(HASH_SPACE))
 
 
-def sample_audit(scores: DataFrame, predictions: DataFrame, date: str, budgets: dict[str, int]) -> DataFrame:
+def draw_value(date: str, call_id: str, frame_index: int) -> float:
+    """`draw` for one frame, in plain Python (the sampler's keep decision)."""
+    digest = hashlib.md5(f"{date}/{call_id}/{int(frame_index)}".encode()).hexdigest()
+    return int(digest[:8], 16) / float(HASH_SPACE)
+
+
+def sample_audit(scores: DataFrame, predictions: DataFrame, date: str, budgets: dict[str, int],
+                 keep_rate: float = 1.0) -> DataFrame:
     """The night's audit rows from the prefilter's scores of every sampled frame and the heavy
     model's predictions of those that passed: call_id, user_id, frame_index, ts_ms, stratum,
-    prefilter_score, passed, label, score, sampling_probability, stratum_frames."""
+    prefilter_score, passed, label, score, sampling_probability, stratum_frames.
+
+    `keep_rate`: the share of rejected frames the sampler kept the JPEG of (`draw` under it);
+    the rejected stratum is drawn with at most that probability."""
     unknown = set(budgets) - set(STRATA) or set(STRATA) - set(budgets)
     if unknown:
         raise ValueError(f"audit budgets must name exactly the strata {STRATA}, not {sorted(budgets)}")
@@ -67,6 +84,10 @@ def sample_audit(scores: DataFrame, predictions: DataFrame, date: str, budgets: 
     return (frames.join(sizes, "stratum")
             .withColumn("sampling_probability",
                         F.least(F.lit(1.0), budget[F.col("stratum")].cast("double") / F.col("stratum_frames")))
+            .withColumn("sampling_probability",
+                        F.when(F.col("stratum") == "prefilter_rejected",
+                               F.least(F.col("sampling_probability"), F.lit(float(keep_rate))))
+                        .otherwise(F.col("sampling_probability")))
             .where(draw(date, F.col("call_id"), F.col("frame_index")) < F.col("sampling_probability"))
             .select("call_id", "user_id", "frame_index", "ts_ms", "stratum", "prefilter_score", "passed", "label",
                     "score", "sampling_probability", "stratum_frames"))

@@ -6,11 +6,14 @@ process forked for it, with a memory cap and a hard time limit
 (`percolate.video.isolation`), so a hung or runaway decoder costs one video, not the
 executor. An unusable video becomes an outcome row with a reason code.
 
-With a `PrefilterStep` the same task scores each video's frames with the prefilter as soon as
-the video is sampled (`percolate.inference.prefilter_columns`, the one scoring path): the
-nightly run's fused hand-over. The frames never leave the Python worker between sampling and
-scoring: no second Spark job, no JVM start, no second Arrow round trip of every JPEG
-(docs/cost.md, "The fused hand-over").
+With a `PrefilterStep` (the nightly run) the decoder itself scores each sampled frame with the
+prefilter, on the frame scaled straight to the model's input (`percolate.video.decode`,
+"Scoring in the decoder"), and JPEG-encodes only the frames the night needs again: those that
+pass the threshold, for the heavy model, and a random share of the others fixed before the day
+(`keep_rate`), from which the audit draws the rejected frames people label
+(`percolate.transforms.audit`). Every frame still gets its score row; a frame not kept has no
+JPEG. No second Spark job, no JPEG encoded, written or decoded again for the ~95% of frames the
+prefilter rejects (docs/cost.md, docs/tuning.md).
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from typing import TYPE_CHECKING, Iterator
 from pyspark.accumulators import AccumulatorParam
 from pyspark.sql import DataFrame, SparkSession, functions as F
 
-from percolate.core.tables import (MANIFEST, SAMPLED_FRAMES, SAMPLED_ROWS, SAMPLED_SCORES, SCORED_ROWS,
-                                   VIDEO_OUTCOMES, names, spark_schema)
+from percolate.core.tables import MANIFEST, SAMPLED_FRAMES, SCORED_ROWS, VIDEO_OUTCOMES, names, spark_schema
+from percolate.inference import prefilter_arrays
+from percolate.transforms.audit import draw_value
 
 if TYPE_CHECKING:
     from percolate.video.limits import DecodeLimits
@@ -48,33 +52,63 @@ def cpu_steps_accumulator(spark: SparkSession):
 
 @dataclass(frozen=True)
 class PrefilterStep:
-    """The prefilter run in the sampling task: the registry's model `version`, loaded once per
-    Python worker. `cpu` (a float accumulator, `spark.sparkContext.accumulator(0.0)`) sums the
-    worker CPU seconds spent scoring (JPEG decode to the model's input and the model): the
-    prefilter stage's share of the sampling job's CPU."""
+    """The prefilter run in the decoder (the nightly run): the registry's model `version`,
+    loaded once per Python worker, and `threshold`. A frame keeps its JPEG when it scores at
+    least `threshold`, or when `audit.draw_value(date, call, frame) < keep_rate` (the audit's
+    share of the rejected frames; 1.0 keeps every frame's JPEG). `cpu` (a float accumulator,
+    `spark.sparkContext.accumulator(0.0)`) sums the CPU seconds of the model's forward passes:
+    the prefilter stage's share of the sampling job's CPU."""
 
     registry_uri: str
     endpoint_url: str | None
     version: str
+    threshold: float
+    date: str
+    keep_rate: float = 1.0
     cpu: object = None
 
-    def score(self, batch):
-        """An Arrow batch of frame rows -> the same rows with `SAMPLED_SCORES` filled in."""
-        import time
+    def for_video(self, call_id: str) -> "_VideoScorer":
+        """The scorer of one video's frames (`percolate.video.decode.FrameScorer`), the model
+        loaded and warmed up in this worker first: a decode child forked after this needs no
+        file to run it."""
+        from percolate.core import tuning
+        from percolate.inference import load_model, warm_up
 
-        import pyarrow as pa
-
-        from percolate.inference import load_model, prefilter_columns
-
-        cpu0 = time.process_time()
         model = load_model(self.registry_uri, self.endpoint_url, "prefilter", self.version)
-        values = prefilter_columns(model, batch.column("jpeg").to_pylist())
-        flops = values["prefilter_flops"]
-        values["prefilter_flops"] = pa.array(flops, pa.int64(), mask=flops != flops)  # NaN: unknown
-        out = _with_columns(batch, values)
-        if self.cpu is not None:
-            self.cpu.add(time.process_time() - cpu0)
-        return out
+        warm_up(model)
+        return _VideoScorer(model, (model.input.width, model.input.height), tuning.PREFILTER_FORWARD_BATCH,
+                            float(self.threshold), self.date, str(call_id), float(self.keep_rate))
+
+
+@dataclass(frozen=True)
+class _VideoScorer:
+    """`PrefilterStep.for_video`. It may run in a confined decode child, which can open no
+    file: everything it calls is imported here, before the fork."""
+
+    model: object
+    size: tuple[int, int]
+    batch: int
+    threshold: float
+    date: str
+    call_id: str
+    keep_rate: float
+
+    def score(self, inputs):
+        return prefilter_arrays(self.model, inputs)
+
+    def keep(self, frame_index: int, score: float) -> bool:
+        return score >= self.threshold or (
+            self.keep_rate > 0 and draw_value(self.date, self.call_id, frame_index) < self.keep_rate)
+
+
+def audit_keep_rate(rejected_budget: int, expected_frames: float | None, margin: float = 3.0) -> float:
+    """The share of rejected frames whose JPEG the sampler keeps for the audit: `margin` times
+    the audit's budget over the frames the day is expected to sample (its budget step's
+    estimate), at most 1. Fixed before the day: the audit draws `min(its probability, this)`
+    (`percolate.transforms.audit.sample_audit`). Unknown size: 1.0, every JPEG kept."""
+    if not expected_frames or expected_frames <= 0:
+        return 1.0
+    return min(1.0, margin * max(0, int(rejected_budget)) / float(expected_frames))
 
 
 SPOOL_MEMORY_BYTES = 64 << 20  # one video's frames kept in memory before they spill to a local file
@@ -95,7 +129,7 @@ class _FrameSpool:
 
     def add(self, row: dict) -> None:
         self.rows.append(row)
-        self.bytes += len(row["jpeg"])
+        self.bytes += len(row["jpeg"] or b"")
         if self.bytes >= min(self.memory_bytes, BATCH_BYTES) and (self._writer or self.bytes >= self.memory_bytes):
             self._spill()
 
@@ -146,17 +180,6 @@ def _batches(rows: list[dict], schema):
         start = end
 
 
-def _with_columns(batch, values: dict):
-    """`batch` with the score columns (`SAMPLED_SCORES`) appended: `values`, or nulls."""
-    import pyarrow as pa
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    extra = to_arrow_schema(spark_schema(SAMPLED_SCORES))
-    columns = list(batch.columns) + [
-        pa.array(values[f.name], f.type) if f.name in values else pa.nulls(batch.num_rows, f.type) for f in extra]
-    return pa.RecordBatch.from_arrays(columns, schema=pa.schema(list(batch.schema) + list(extra)))
-
-
 def _with_decode_mode(batch, mode: str):
     """The batch with every row's `decode_mode` set (known only once the video is decoded)."""
     import pyarrow as pa
@@ -194,7 +217,7 @@ def _decode_partition(batches, store_uri: str, endpoint_url: str | None, fps: fl
         return time.process_time() + children.ru_utime + children.ru_stime
 
     store = open_store(store_uri, endpoint_url)
-    schema = to_arrow_schema(spark_schema(SAMPLED_ROWS))
+    schema = to_arrow_schema(spark_schema(SCORED_ROWS))
     cap = frame_cap(limits, fps)
     for batch in batches:
         for video in batch.to_pylist():
@@ -207,18 +230,24 @@ def _decode_partition(batches, store_uri: str, endpoint_url: str | None, fps: fl
             def take(f, spool=spool, base=base, mode=mode):
                 if spool.spilled + len(spool.rows) >= cap:  # the in-process decoder has no cap of its own
                     raise VideoRejected("too_many_frames", f"more than {cap} sampled frames")
-                spool.add(dict(base, row_kind="frame", frame_index=f.frame_index, ts_ms=f.ts_ms, width=f.width,
-                               height=f.height, jpeg=f.jpeg, jpeg_bytes=len(f.jpeg), decode_mode=None))
+                row = dict(base, row_kind="frame", frame_index=f.frame_index, ts_ms=f.ts_ms, width=f.width,
+                           height=f.height, jpeg=f.jpeg or None, jpeg_bytes=len(f.jpeg) or None, decode_mode=None)
+                if f.scores is not None:
+                    score, loc_x, loc_y, flops = f.scores
+                    row.update(prefilter_score=score, loc_x=loc_x, loc_y=loc_y,
+                               prefilter_flops=None if flops != flops else int(round(flops)))  # NaN: unknown
+                spool.add(row)
             try:
                 try:
                     if not (video["user_id"] or "").strip():
                         raise VideoRejected("missing_user", "the manifest names no user for this call")
                     if not store.exists(video["video_key"]):  # a store error here is raised: the task retries
                         raise VideoRejected("missing_file", f"no object at {video['video_key']}")
+                    scorer = prefilter.for_video(video["call_id"]) if prefilter is not None else None
                     with store.local_copy(video["video_key"]) as path:
                         try:
                             info = decode(path, take, fps=fps, max_side=max_side, jpeg_quality=jpeg_quality,
-                                          limits=limits)
+                                          limits=limits, scorer=scorer)
                         except (VideoRejected, DecoderUnavailable):
                             raise
                         except Exception as exc:  # noqa: BLE001 - the decoder failed on this file
@@ -226,6 +255,8 @@ def _decode_partition(batches, store_uri: str, endpoint_url: str | None, fps: fl
                     mode.append(info.decode_mode)
                     if cpu_steps is not None:
                         cpu_steps.add([info.decode_cpu_s, info.convert_cpu_s, info.encode_cpu_s])
+                    if prefilter is not None and prefilter.cpu is not None:
+                        prefilter.cpu.add(info.score_cpu_s)
                     frames = spool.spilled + len(spool.rows)
                     outcome.update(duration_s=info.duration_s, width=info.width, height=info.height,
                                    codec=info.codec, decode_mode=info.decode_mode,
@@ -238,9 +269,8 @@ def _decode_partition(batches, store_uri: str, endpoint_url: str | None, fps: fl
                 outcome["cpu_s"] = round(cpu_seconds() - cpu0, 4)
                 if outcome["status"] == "ok":  # a quarantined video contributes no frames
                     for frames_batch in spool.batches():
-                        frames_batch = _with_decode_mode(frames_batch, mode[0])
-                        yield prefilter.score(frames_batch) if prefilter else _with_columns(frames_batch, {})
-                yield _with_columns(pa.RecordBatch.from_pylist([outcome], schema=schema), {})
+                        yield _with_decode_mode(frames_batch, mode[0])
+                yield pa.RecordBatch.from_pylist([outcome], schema=schema)
             finally:
                 spool.close()
 
@@ -256,7 +286,8 @@ def sample_videos(manifest: DataFrame, *, store_uri: str, endpoint_url: str | No
     (persist it), or the sums count every recomputation.
 
     The rows carry `SAMPLED_SCORES`: with `prefilter`, each frame's score from that model
-    (`scored_frames`); without, nulls.
+    (`scored_frames`), and `jpeg` only where the prefilter kept the frame; without, null
+    scores and every frame's JPEG.
     """
     return manifest.mapInArrow(
         lambda batches: _decode_partition(batches, store_uri, endpoint_url, fps, max_side,
@@ -266,7 +297,8 @@ def sample_videos(manifest: DataFrame, *, store_uri: str, endpoint_url: str | No
 
 
 def frames_of(sampled: DataFrame) -> DataFrame:
-    return sampled.where(F.col("row_kind") == "frame").select(*names(SAMPLED_FRAMES))
+    """The sampled frames whose JPEG was kept (every frame, without a prefilter)."""
+    return sampled.where((F.col("row_kind") == "frame") & F.col("jpeg").isNotNull()).select(*names(SAMPLED_FRAMES))
 
 
 def scored_frames(sampled: DataFrame) -> DataFrame:

@@ -1,11 +1,11 @@
 """Sampled frames -> prefilter scores -> heavy-model predictions for the frames that pass.
 
 The models run inside the executors' Python workers (`percolate.inference`), loaded once
-per worker from the registry by version. The nightly run scores frames in the sampling task
-(`percolate.transforms.sampling.PrefilterStep`) and hands the heavy job the survivors with
-their pixels (`survivor_rows`), so the heavy job never reads the JPEGs of the frames the
-prefilter rejected (docs/tuning.md); `score_frames` scores frames already written (the shadow
-scoring of a challenger).
+per worker from the registry by version. The nightly run and the shadow scoring score frames
+in the decoder (`percolate.transforms.sampling.PrefilterStep`) and hand the heavy job the
+survivors with their pixels (`survivor_rows`), so no JPEG is made of a frame the prefilter
+rejects but for the audit's share (docs/tuning.md); `score_frames` scores frames already
+stored as JPEGs (the golden set, the benchmarks' stages).
 """
 
 from __future__ import annotations
@@ -65,9 +65,8 @@ def mark_passed(scores: DataFrame, threshold: float) -> DataFrame:
 
 
 def survivors(frames: DataFrame, scores: DataFrame) -> DataFrame:
-    """Frames whose prefilter score passed, with that score and its location attached (a join
-    that reads every frame's JPEG: the shadow scoring's way; the nightly run's heavy job
-    reads `survivor_rows` instead)."""
+    """Frames whose prefilter score passed, with that score and its location attached: a join
+    that reads every frame's JPEG (what `survivor_rows` replaced; its test compares the two)."""
     passed = scores.where("passed").select("call_id", "frame_index", "prefilter_score", "loc_x", "loc_y")
     return frames.join(F.broadcast(passed), ["call_id", "frame_index"], "inner")
 

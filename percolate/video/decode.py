@@ -47,7 +47,19 @@ ratio, downscaled so the long side is at most `max_side` (never upscaled), and
 JPEG-encoded with Pillow (`frame_format="jpeg"`), or handed over as raw RGB bytes
 (`frame_format="rgb"`: `SampledFrame.rgb`, height x width x 3, no JPEG made).
 `VideoInfo` splits the call's CPU time (`time.process_time`, so the decoding process's
-own) into decode, conversion and encoding.
+own) into decode, conversion, encoding and scoring.
+
+Scoring in the decoder (`scorer`, a `FrameScorer`)
+--------------------------------------------------
+With a scorer (the nightly prefilter, `percolate.transforms.sampling.PrefilterStep`) each
+sampled frame is first scaled by the decoder's own scaler straight to the model's input
+size (`FrameScorer.size`, swscale's area filter, upright), without the full-size RGB frame
+or a JPEG. The frames are scored `FrameScorer.batch` at a time, and only those the scorer
+keeps (`FrameScorer.keep`: the frames that pass, and the audit's draws) are converted and
+JPEG-encoded as above. Every frame is handed on with its `scores`; a frame not kept has an
+empty `jpeg`. The frames of a batch wait as the decoder gave them (at most
+`PENDING_PIXELS` pixels). The measurements, and how the area filter's input compares with
+the JPEG draft that training decodes, are in docs/tuning.md.
 
 Safety (untrusted input)
 ------------------------
@@ -81,7 +93,8 @@ import io
 import os
 import stat
 import time
-from typing import Callable
+from dataclasses import replace
+from typing import Callable, Protocol
 
 import av
 import av.error
@@ -93,29 +106,48 @@ from percolate.video.limits import DecodeLimits, SampledFrame, VideoInfo, VideoR
 from percolate.video.probe import (Deadline, check_duration, check_min_side, check_stream, frame_rotation_cw,
                                    looks_like_playlist, open_container, output_size, plan_buckets)
 
+PENDING_PIXELS = 32 << 20  # decoded frames (pixels) waiting for their batch to be scored
+
+
+class FrameScorer(Protocol):
+    """Scores sampled frames in the decoder (see the module's docstring)."""
+
+    size: tuple[int, int]  # (width, height) of the model's input
+    batch: int  # frames per call of `score`
+
+    def score(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """N x height x width x 3 uint8 -> (score, loc_x, loc_y, flops), N values each."""
+
+    def keep(self, frame_index: int, score: float) -> bool:
+        """Whether the frame's pixels are kept (JPEG-encoded and handed on)."""
+
 
 def sample_video(path: str, fps: float = 1.0, max_side: int = 640, jpeg_quality: int = 90,
                  limits: DecodeLimits = DecodeLimits(), mode: str = "auto",
-                 threads: int = 1, frame_format: str = "jpeg") -> tuple[VideoInfo, list[SampledFrame]]:
+                 threads: int = 1, frame_format: str = "jpeg",
+                 scorer: FrameScorer | None = None) -> tuple[VideoInfo, list[SampledFrame]]:
     """Sample `fps` frames per second of presentation time from the video at `path`.
 
     Returns `(info, frames)`; raises `VideoRejected` for any bad file.
     """
     frames: list[SampledFrame] = []
     info = stream_video(path, frames.append, fps=fps, max_side=max_side, jpeg_quality=jpeg_quality,
-                        limits=limits, mode=mode, threads=threads, frame_format=frame_format)
+                        limits=limits, mode=mode, threads=threads, frame_format=frame_format, scorer=scorer)
     return info, frames
 
 
 def stream_video(path: str, sink: Callable[[SampledFrame], None], fps: float = 1.0, max_side: int = 640,
                  jpeg_quality: int = 90, limits: DecodeLimits = DecodeLimits(), mode: str = "auto",
-                 threads: int = 1, frame_format: str = "jpeg") -> VideoInfo:
-    """Like `sample_video`, but hand each frame to `sink` as soon as it is encoded.
+                 threads: int = 1, frame_format: str = "jpeg", scorer: FrameScorer | None = None) -> VideoInfo:
+    """Like `sample_video`, but hand each frame to `sink` as soon as it is encoded (with a
+    scorer: as soon as its batch is scored).
 
     Frames come in bucket order. If `VideoRejected` is raised, the frames already handed
     over belong to a rejected video and must be discarded.
     """
     fps_q = check_arguments(fps, mode, max_side, jpeg_quality, threads, frame_format)
+    if scorer is not None and frame_format != "jpeg":
+        raise ValueError("a scorer keeps JPEGs of the frames it keeps: frame_format must be 'jpeg'")
     t_start, cpu_start = time.monotonic(), time.process_time()
     deadline = Deadline(limits.time_limit_s)
     path = os.fspath(path)
@@ -130,7 +162,7 @@ def stream_video(path: str, sink: Callable[[SampledFrame], None], fps: float = 1
         container = open_container(path, head, limits)
         try:
             run = _Sampling(container, path, head, fps_q, int(max_side), int(jpeg_quality), limits, mode,
-                            int(threads), deadline, sink, frame_format)
+                            int(threads), deadline, sink, frame_format, scorer)
             return run.info(time.monotonic() - t_start, time.process_time() - cpu_start)
         finally:
             container.close()
@@ -149,13 +181,17 @@ class _Sampling:
     """One pass over a video's packets: decide the decode mode, decode, keep a frame per bucket."""
 
     def __init__(self, container, path, head, fps_q, max_side, jpeg_quality, limits, mode, threads,
-                 deadline, sink, frame_format):
+                 deadline, sink, frame_format, scorer=None):
         deadline.check()
         self.facts = check_stream(container, limits, max_side)
         self.limits, self.deadline, self.sink = limits, deadline, sink
         self.max_side, self.jpeg_quality, self.threads = max_side, jpeg_quality, threads
         self.rgb_out = frame_format == "rgb"
-        self.convert_cpu = self.encode_cpu = self.sink_cpu = 0.0
+        self.convert_cpu = self.encode_cpu = self.sink_cpu = self.score_cpu = 0.0
+        self.scorer = scorer
+        self.pending: list[tuple] = []  # frames waiting for the scorer: (frame, bucket, rel, rotation, input)
+        self.pending_pixels = 0
+        self.scaler = VideoReformatter() if scorer is not None else None  # to the scorer's input size
         self.min_side = min(limits.min_side, max_side)
         # one reformatter per video: it caches the swscale context across frames (5x faster
         # than frame.reformat, which builds a new context every time)
@@ -227,6 +263,7 @@ class _Sampling:
             raise
         except av.error.FFmpegError:
             self.errors += 1
+        self._score_pending()
         if not self.n_out:
             raise VideoRejected("corrupt_stream", f"no frame decoded ({self.n_packets} packets, {self.errors} errors)")
         if self.attempts and self.errors > self.limits.max_error_fraction * self.attempts:
@@ -298,13 +335,59 @@ class _Sampling:
         rotation = frame_rotation_cw(frame, self.facts.rotation_cw)
         if self.first_rotation is None:
             self.first_rotation = rotation
-        sample = self._to_sample(frame, b, rel, rotation)
+        if self.scorer is not None:
+            self._queue(frame, b, rel, rotation)
+        else:
+            self._hand_on(self._to_sample(frame, b, rel, rotation))
+
+    def _hand_on(self, sample: SampledFrame) -> None:
         self.n_out += 1
         if self.first_size is None:
             self.first_size = (sample.width, sample.height)
         c0 = time.process_time()
         self.sink(sample)
         self.sink_cpu += time.process_time() - c0
+
+    def _queue(self, frame, bucket: int, rel: int, rotation_cw: int) -> None:
+        """The frame scaled to the scorer's input (upright), waiting with the decoded frame
+        for its batch; the batch is scored when full."""
+        c0 = time.process_time()
+        check_min_side(frame.width, frame.height, self.facts.sar, self.max_side, self.min_side)
+        sw, sh = self.scorer.size
+        turned = rotation_cw in (90, 270)  # scale to the stored orientation, then turn
+        small = self.scaler.reformat(frame, width=sh if turned else sw, height=sw if turned else sh,
+                                     format="rgb24", interpolation="AREA", threads=self.threads).to_ndarray()
+        if rotation_cw:
+            small = np.ascontiguousarray(np.rot90(small, k=-(rotation_cw // 90)))
+        self.convert_cpu += time.process_time() - c0
+        self.pending.append((frame, bucket, rel, rotation_cw, small))
+        self.pending_pixels += frame.width * frame.height
+        if len(self.pending) >= self.scorer.batch or self.pending_pixels >= PENDING_PIXELS:
+            self._score_pending()
+
+    def _score_pending(self) -> None:
+        """Score the waiting frames; JPEG-encode those the scorer keeps; hand all of them on."""
+        if not self.pending:
+            return
+        pending, self.pending, self.pending_pixels = self.pending, [], 0
+        c0 = time.process_time()
+        score, loc_x, loc_y, flops = self.scorer.score(np.stack([p[4] for p in pending]))
+        self.score_cpu += time.process_time() - c0
+        for i, (frame, bucket, rel, rotation_cw, _) in enumerate(pending):
+            values = (float(score[i]), float(loc_x[i]), float(loc_y[i]), float(flops[i]))
+            if self.scorer.keep(int(bucket), values[0]):
+                sample = replace(self._to_sample(frame, bucket, rel, rotation_cw), scores=values)
+            else:
+                tw, th = output_size(frame.width, frame.height, self.facts.sar, self.max_side)
+                if rotation_cw in (90, 270):
+                    tw, th = th, tw
+                sample = SampledFrame(frame_index=int(bucket), ts_ms=self._ts_ms(rel), width=tw, height=th,
+                                      jpeg=b"", scores=values)
+            self._hand_on(sample)
+        self.deadline.check()
+
+    def _ts_ms(self, rel: int) -> int:
+        return int(round(rel * self.facts.time_base * 1000))
 
     def _to_sample(self, frame, bucket: int, rel: int, rotation_cw: int) -> SampledFrame:
         """The frame upright, at display aspect, long side at most max_side, as a JPEG or RGB."""
@@ -320,7 +403,7 @@ class _Sampling:
         arr = rgb.to_ndarray()
         if rotation_cw:
             arr = np.ascontiguousarray(np.rot90(arr, k=-(rotation_cw // 90)))
-        ts_ms = int(round(rel * self.facts.time_base * 1000))
+        ts_ms = self._ts_ms(rel)
         if self.rgb_out:
             pixels = arr.tobytes()
             self.convert_cpu += time.process_time() - c0
@@ -362,7 +445,8 @@ class _Sampling:
             packets=self.n_packets,
             frames_decoded=self.n_frames,
             elapsed_s=elapsed_s,
-            decode_cpu_s=max(0.0, cpu_s - self.convert_cpu - self.encode_cpu - self.sink_cpu),
+            decode_cpu_s=max(0.0, cpu_s - self.convert_cpu - self.encode_cpu - self.score_cpu - self.sink_cpu),
             convert_cpu_s=self.convert_cpu,
             encode_cpu_s=self.encode_cpu,
+            score_cpu_s=self.score_cpu,
         )

@@ -27,7 +27,8 @@ and nothing stops a decoder from allocating the machine's memory.
 
 Sampled frames stream back through a pipe as they are encoded, in a small binary framing
 (no pickle: the parent never deserialises objects produced while parsing hostile bytes);
-raw RGB frames (`frame_format="rgb"`) as another message kind, the `VideoInfo` (its CPU
+raw RGB frames (`frame_format="rgb"`) and scored frames (`scorer`: the prefilter run in the
+child, `percolate.video.decode.FrameScorer`) as other message kinds, the `VideoInfo` (its CPU
 split included) as JSON. The parent checks every message (`percolate.video.payloads`: a
 JPEG of the size it states, indexes strictly increasing, `VideoInfo` typed and bounded)
 and hands each frame on as it arrives (`stream_video_isolated`); past `frame_cap` frames
@@ -61,8 +62,8 @@ from percolate.core.reasons import REASON_CODES
 from percolate.video.decode import stream_video
 from percolate.video.limits import (DecodeLimits, DecoderUnavailable, SampledFrame, VideoInfo, VideoRejected,
                                     check_arguments)
-from percolate.video.payloads import (FRAME, HEADER, BadDecoderOutput, OverCpu, Reader, TooManyFrames, parse_info,
-                                      parse_json)
+from percolate.video.payloads import (FRAME, HEADER, SCORES, BadDecoderOutput, OverCpu, Reader, TooManyFrames,
+                                      parse_info, parse_json)
 from percolate.video.sandbox import confine
 
 __all__ = ["HARD_KILL_GRACE_S", "sample_video_isolated", "stream_video_isolated"]
@@ -90,11 +91,13 @@ def sample_video_isolated(
     mode: str = "auto",
     threads: int = 1,
     frame_format: str = "jpeg",
+    scorer=None,
 ) -> tuple[VideoInfo, list[SampledFrame]]:
     """`sample_video` in a forked, confined child with a memory cap and hard time limits."""
     frames: list[SampledFrame] = []
     info = stream_video_isolated(path, frames.append, fps=fps, max_side=max_side, jpeg_quality=jpeg_quality,
-                                 limits=limits, mode=mode, threads=threads, frame_format=frame_format)
+                                 limits=limits, mode=mode, threads=threads, frame_format=frame_format,
+                                 scorer=scorer)
     return info, frames
 
 
@@ -108,11 +111,18 @@ def stream_video_isolated(
     mode: str = "auto",
     threads: int = 1,
     frame_format: str = "jpeg",
+    scorer=None,
 ) -> VideoInfo:
     """Like `sample_video_isolated`, but each frame goes to `sink` as soon as it has arrived
     and passed its checks: the caller holds one frame of the child's output at a time. If
-    `VideoRejected` is raised, frames already handed over belong to a rejected video."""
+    `VideoRejected` is raised, frames already handed over belong to a rejected video.
+
+    A `scorer` (`percolate.video.decode.FrameScorer`) runs in the child, with the model the
+    caller loaded before the fork; warm it up in the caller first (one `score` call), so the
+    confined child needs no file to start it."""
     check_arguments(fps, mode, max_side, jpeg_quality, threads, frame_format)
+    if scorer is not None and frame_format != "jpeg":
+        raise ValueError("a scorer keeps JPEGs of the frames it keeps: frame_format must be 'jpeg'")
     if limits.max_memory_bytes <= 0:
         raise ValueError("max_memory_bytes must be > 0")
     path = os.fspath(path)
@@ -133,10 +143,11 @@ def stream_video_isolated(
     if pid == 0:  # child: never returns
         os.close(read_fd)
         _child(write_fd, parent, path, dict(fps=fps, max_side=max_side, jpeg_quality=jpeg_quality,
-                                    limits=limits, mode=mode, threads=threads, frame_format=frame_format))
+                                    limits=limits, mode=mode, threads=threads, frame_format=frame_format,
+                                    scorer=scorer))
     os.close(write_fd)
     reader = Reader(sink, pid, fps=fps, max_side=max_side, limits=limits,
-                    cpu_limit_s=max(0.0, float(limits.time_limit_s)) + HARD_KILL_GRACE_S)
+                    cpu_limit_s=max(0.0, float(limits.time_limit_s)) + HARD_KILL_GRACE_S, scored=scorer is not None)
     try:
         timed_out = reader.read(read_fd, kill_at)
     except BaseException as exc:  # a misbehaving child, or interrupted: leave no child behind
@@ -253,7 +264,9 @@ def _child(fd: int, parent: int, path: str, kwargs: dict) -> None:
         send(b"S", b"")
 
         def send_frame(f: SampledFrame) -> None:
-            if f.rgb is None:
+            if f.scores is not None:
+                send(b"K", FRAME.pack(f.frame_index, f.ts_ms, f.width, f.height) + SCORES.pack(*f.scores) + f.jpeg)
+            elif f.rgb is None:
                 send(b"F", FRAME.pack(f.frame_index, f.ts_ms, f.width, f.height) + f.jpeg)
             else:
                 send(b"G", FRAME.pack(f.frame_index, f.ts_ms, f.width, f.height) + f.rgb)

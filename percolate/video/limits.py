@@ -49,6 +49,9 @@ class SampledFrame:
     height: int
     jpeg: bytes  # the JPEG; empty when the frame was asked for as "rgb"
     rgb: bytes | None = None  # frame_format "rgb": raw uint8 pixels, row-major height x width x 3
+    # with a scorer (percolate.video.decode.FrameScorer): (score, loc_x, loc_y, flops) of the
+    # frame; its `jpeg` is empty when the scorer did not keep the frame's pixels
+    scores: tuple[float, float, float, float] | None = None
 
     def pixels(self):
         """The "rgb" frame as a read-only uint8 array of shape (height, width, 3)."""
@@ -76,11 +79,12 @@ class VideoInfo:
     elapsed_s: float = 0.0  # wall clock of the whole call
     # CPU seconds of the decoding process (time.process_time), split by step: opening,
     # probing, the demux-only pass, demux and decode; yuv->rgb + resize + rotation; JPEG
-    # encoding (0 for frame_format "rgb"). Handing frames over (the pipe, the caller's sink)
+    # encoding (0 for frame_format "rgb"); a scorer's model. Handing frames over (the pipe, the caller's sink)
     # is in none of them.
     decode_cpu_s: float = 0.0
     convert_cpu_s: float = 0.0
     encode_cpu_s: float = 0.0
+    score_cpu_s: float = 0.0  # a scorer's forward passes (its input's downscale is in convert_cpu_s)
 
 
 class VideoRejected(Exception):

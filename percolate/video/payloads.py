@@ -4,7 +4,8 @@ every message checked (`Reader`).
 The child parses hostile bytes, so the parent treats what it sends as hostile too: a frame
 must be a JPEG (or raw RGB) of the size it states, within the sampler's `max_side`, at a
 bucket index strictly above the previous one; `VideoInfo` is a JSON object of known fields,
-each typed and bounded. Anything else raises `BadDecoderOutput`, which the parent turns into
+each typed and bounded; a scored frame's score and location must lie in [0, 1] and its FLOPs
+be a count (or NaN: unknown). Anything else raises `BadDecoderOutput`, which the parent turns into
 the `bad_decoder_output` quarantine reason (`percolate.video.isolation`).
 """
 
@@ -22,6 +23,9 @@ from percolate.video.limits import DECODE_MODES, DecodeLimits, SampledFrame, Vid
 
 HEADER = struct.Struct(">cI")  # message kind, payload length
 FRAME = struct.Struct(">iqii")  # frame_index, ts_ms, width, height; the JPEG (b"F") or RGB bytes (b"G") follow
+# b"K", a scored frame (percolate.video.decode.FrameScorer): FRAME, then score, loc_x, loc_y,
+# flops, then the JPEG when the scorer kept the frame (nothing when it did not)
+SCORES = struct.Struct(">dddd")
 
 MAX_TEXT_MESSAGE = 64 * 1024  # VideoInfo, a rejection or an error, as JSON
 _SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
@@ -81,9 +85,20 @@ def check_frame(kind: bytes, index: int, ts_ms: int, width: int, height: int, da
         if len(data) != 3 * width * height:
             raise BadDecoderOutput(f"{len(data)} bytes for a {width}x{height} RGB frame")
         return
+    if kind == b"K" and not data:  # a scored frame whose pixels were not kept
+        return
     if jpeg_size(data) != (width, height):
         got = jpeg_size(data)
         raise BadDecoderOutput(f"a JPEG of {got[0]}x{got[1]} sent as {width}x{height}")
+
+
+def check_scores(values: tuple[float, float, float, float]) -> None:
+    """A scored frame's (score, loc_x, loc_y, flops)."""
+    score, loc_x, loc_y, flops = values
+    if not all(0.0 <= v <= 1.0 for v in (score, loc_x, loc_y)):  # NaN fails too
+        raise BadDecoderOutput(f"a frame scored {score!r} at ({loc_x!r}, {loc_y!r}): each must lie in [0, 1]")
+    if not (math.isnan(flops) or 0.0 <= flops < 1e15):
+        raise BadDecoderOutput(f"a frame scored with {flops!r} FLOPs")
 
 
 def parse_json(payload: bytes, what: str) -> dict:
@@ -131,6 +146,7 @@ def parse_info(payload: bytes, *, max_duration_s: float) -> VideoInfo:
         frames_decoded=number("frames_decoded", 0, _MAX_COUNT, integer=True),
         elapsed_s=number("elapsed_s", 0, 1e9), decode_cpu_s=number("decode_cpu_s", 0, 1e9),
         convert_cpu_s=number("convert_cpu_s", 0, 1e9), encode_cpu_s=number("encode_cpu_s", 0, 1e9),
+        score_cpu_s=number("score_cpu_s", 0, 1e9),
     )
 
 
@@ -157,8 +173,10 @@ class Reader:
     the child's final word (`S` sandbox ready, then frames, then `I`, `R` or `E`) kept; the
     child's CPU time looked at every second (`OverCpu` past `cpu_limit_s`)."""
 
-    def __init__(self, sink, pid: int, *, fps, max_side: int, limits: DecodeLimits, cpu_limit_s: float):
+    def __init__(self, sink, pid: int, *, fps, max_side: int, limits: DecodeLimits, cpu_limit_s: float,
+                 scored: bool = False):
         self.sink, self.max_side = sink, int(max_side)
+        self.frame_kinds = b"K" if scored else b"FG"  # with a scorer, every frame comes scored
         self.max_frames, self.max_bytes = frame_cap(limits, fps), int(limits.max_sampled_bytes)
         self.max_ts_ms = int(float(limits.max_duration_s) * 2000) + 60_000
         self.max_info_duration = float(limits.max_duration_s)
@@ -210,13 +228,13 @@ class Reader:
     def _check_header(self, kind: bytes, size: int) -> None:
         if self.final is not None:
             raise BadDecoderOutput(f"a message ({kind!r}) after the child's final word")
-        if kind not in b"SXFGIRE" or len(kind) != 1:
+        if kind not in b"SXFGKIRE" or len(kind) != 1:
             raise BadDecoderOutput(f"an unknown message kind {kind!r}")
         if self.confined is None and kind not in (b"S", b"X"):
             raise BadDecoderOutput(f"a {kind!r} message before the sandbox report")
         if kind in (b"S", b"X") and self.confined is not None:
             raise BadDecoderOutput("a second sandbox report")
-        limit = self.max_frame_message if kind in (b"F", b"G") else MAX_TEXT_MESSAGE
+        limit = self.max_frame_message if kind in (b"F", b"G", b"K") else MAX_TEXT_MESSAGE
         if size > limit:
             raise BadDecoderOutput(f"a {kind.decode(errors='replace')} message of {size} bytes (at most {limit})")
 
@@ -226,11 +244,17 @@ class Reader:
         elif kind == b"X":  # set-up of the sandbox failed: this machine's problem, not the video's
             self.confined = False
             self.final = (kind, payload)
-        elif kind in (b"F", b"G"):
-            if len(payload) < FRAME.size:
+        elif kind in (b"F", b"G", b"K"):
+            if kind not in self.frame_kinds:
+                raise BadDecoderOutput(f"a {kind.decode()} frame message where {self.frame_kinds.decode()} was asked for")
+            head = FRAME.size + (SCORES.size if kind == b"K" else 0)
+            if len(payload) < head:
                 raise BadDecoderOutput(f"a frame message of {len(payload)} bytes")
             index, ts_ms, width, height = FRAME.unpack_from(payload)
-            data = payload[FRAME.size:]
+            scores = SCORES.unpack_from(payload, FRAME.size) if kind == b"K" else None
+            if scores is not None:
+                check_scores(scores)
+            data = payload[head:]
             check_frame(kind, index, ts_ms, width, height, data, last_index=self.last_index,
                         max_side=self.max_side, max_ts_ms=self.max_ts_ms)
             self.last_index = index
@@ -240,6 +264,7 @@ class Reader:
                 raise TooManyFrames(f"more than {self.max_frames} sampled frames or {self.max_bytes} bytes "
                                f"(at frame {self.frames}, {self.bytes} bytes)")
             self.sink(SampledFrame(frame_index=index, ts_ms=ts_ms, width=width, height=height,
-                                   jpeg=data if kind == b"F" else b"", rgb=data if kind == b"G" else None))
+                                   jpeg=data if kind in (b"F", b"K") else b"", rgb=data if kind == b"G" else None,
+                                   scores=scores))
         else:  # I, R, E: the child's final word
             self.final = (kind, payload)

@@ -138,7 +138,7 @@ def test_the_cascade_runs_inside_the_decode_sandbox_with_the_same_scores(tmp_pat
 @pytest.mark.slow
 def test_the_worker_profile_runs_the_nightly_sampling_task_and_splits_its_cpu(tmp_path, monkeypatch):
     """`benchmarks.cost.worker_profile`: the sampling task's partition function in-process, the
-    worker's CPU split into the prefilter's and the rest, the decode children's apart."""
+    worker's CPU and the decode children's, the prefilter's share of theirs apart."""
     from benchmarks.cost.worker_profile import profile
     from models.registry import ModelRegistry
     from models.shipped import ensure_production
@@ -161,7 +161,7 @@ def test_the_worker_profile_runs_the_nightly_sampling_task_and_splits_its_cpu(tm
     monkeypatch.setenv("PERCOLATE_STORE", str(tmp_path / "store"))
     result = profile("2026-12-01", 5, version, top=3)
     assert result["calls"] == 1 and result["frames"] == 5
-    assert result["decode_children_cpu_s"] > 0 and 0 < result["prefilter_scoring_s"] <= result["worker_cpu_s"]
+    assert 0 < result["prefilter_scoring_s"] < result["decode_children_cpu_s"]
 
 
 def test_variants_run_in_their_own_home_and_keep_the_switches_a_measurement_sets(tmp_path, monkeypatch):

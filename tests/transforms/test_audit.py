@@ -40,6 +40,31 @@ def test_each_stratum_is_drawn_with_its_probability_and_a_rerun_draws_the_same_f
         set(first.query("stratum == 'prefilter_rejected'")["frame_index"])
 
 
+@pytest.mark.spark
+def test_the_sampler_kept_jpegs_of_every_rejected_frame_drawn_and_the_probability_is_the_true_one(spark):
+    """The sampler keeps a rejected frame's JPEG when `draw_value` is under the keep rate; the
+    audit draws the rejected stratum with min(its probability, the keep rate), with the same
+    draw, in Spark: every frame it draws was kept, and the recorded probability is exact."""
+    from pyspark.sql import functions as F
+
+    from percolate.transforms.audit import draw, draw_value
+
+    scores, preds = _scores_and_predictions(spark, rejected=2000)
+    date = "2026-11-02"
+    twins = scores.select("call_id", "frame_index", draw(date, F.col("call_id"), F.col("frame_index")).alias("u"))
+    for row in twins.collect():
+        assert row.u == draw_value(date, row.call_id, row.frame_index)
+    kept = {i for i in range(2000) if draw_value(date, "c1", i) < 0.02}
+    audit = sample_audit(scores, preds, date, BUDGETS, keep_rate=0.02).toPandas()  # budget 50 / 2000 > 0.02
+    rejected = audit.query("stratum == 'prefilter_rejected'")
+    assert set(rejected["frame_index"]) == kept and 20 <= len(kept) <= 65
+    assert (rejected["sampling_probability"] == 0.02).all()
+    assert len(audit.query("stratum != 'prefilter_rejected'")) == 40  # the passed strata: as without a keep rate
+    roomy = sample_audit(scores, preds, date, BUDGETS, keep_rate=0.2).toPandas().query("stratum == 'prefilter_rejected'")
+    assert (roomy["sampling_probability"] == 0.025).all() and set(roomy["frame_index"]) <= \
+        {i for i in range(2000) if draw_value(date, "c1", i) < 0.2}
+
+
 def test_budgets_must_name_the_strata(spark):
     scores, preds = _scores_and_predictions(spark, 5, 2)
     with pytest.raises(ValueError, match="strata"):

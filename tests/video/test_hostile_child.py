@@ -80,6 +80,41 @@ def test_a_child_sending_garbage_is_bad_decoder_output(monkeypatch, media, case)
     assert err.reason == "bad_decoder_output", err
 
 
+class _Scorer:  # what the parent is told to expect: scored frames
+    size, batch = (16, 9), 4
+
+    def score(self, inputs):
+        raise AssertionError("the stand-in child does not call it")
+
+    def keep(self, frame_index, score):
+        return True
+
+
+@pytest.mark.parametrize("case", ["good", "score_over_one", "nan_location", "negative_flops", "unscored",
+                                  "scored_unasked"])
+def test_scored_frames_are_checked_like_the_rest(monkeypatch, media, case):
+    """A scored frame (the prefilter in the child) must carry a score and location in [0, 1] and a
+    FLOP count; it may come without its JPEG; a scorer's child sends nothing but scored frames,
+    and a child without one none."""
+    jpeg = _image("JPEG")
+    scores = {"good": (0.4, 0.5, 0.5, 1e6), "score_over_one": (1.5, 0.5, 0.5, 1e6),
+              "nan_location": (0.4, float("nan"), 0.5, 1e6), "negative_flops": (0.4, 0.5, 0.5, -1.0),
+              "unscored": None, "scored_unasked": (0.4, 0.5, 0.5, float("nan"))}[case]
+
+    def behave(sink):
+        sink(SampledFrame(frame_index=0, ts_ms=0, width=64, height=48, jpeg=jpeg, scores=scores))
+        sink(SampledFrame(frame_index=1, ts_ms=1000, width=64, height=48, jpeg=b"", scores=scores))
+        return INFO
+
+    _fake_decoder(monkeypatch, behave)
+    scorer = None if case == "scored_unasked" else _Scorer()
+    if case == "good":
+        info, frames = sample_video_isolated(media["gop30"], scorer=scorer)
+        assert [(f.jpeg == jpeg, f.scores) for f in frames] == [(True, scores), (False, scores)]
+        return
+    assert _rejected(media["gop30"], scorer=scorer).reason == "bad_decoder_output"
+
+
 def test_more_frames_than_the_cap_is_too_many_frames(media):
     assert len(sample_video_isolated(media["gop30"])[1]) == 5
     err = _rejected(media["gop30"], limits=DecodeLimits(max_frames=2))

@@ -35,6 +35,42 @@ def test_same_frames_and_info_as_in_process(media, name):
     assert iso_frames == frames  # indexes, timestamps, sizes and JPEG bytes
 
 
+class _MeanScorer:
+    """Scores a frame by its mean brightness; keeps every third frame's pixels."""
+
+    size, batch = (32, 18), 2
+
+    def __init__(self):
+        self.inputs = []
+
+    def score(self, inputs):
+        import numpy as np
+
+        self.inputs.append(inputs.shape)
+        n = len(inputs)
+        return inputs.mean(axis=(1, 2, 3)) / 255.0, np.full(n, 0.5), np.full(n, 0.25), np.full(n, 1e6)
+
+    def keep(self, frame_index, score):
+        return frame_index % 3 == 0
+
+
+@pytest.mark.parametrize("name", ["gop30", "gop90", "rot90", "vfr"])
+def test_a_scorer_in_the_decoder_sees_every_frame_and_keeps_only_the_jpegs_it_chooses(media, name):
+    """With a scorer, every sampled frame comes scored and in order, upright at the scorer's
+    size, in batches; a kept frame is exactly the frame sampled without one (same JPEG), any
+    other has no JPEG but its stored size and timestamp; in the isolated child as in process."""
+    info, plain = sample_video(media[name])
+    scorer = _MeanScorer()
+    _, scored = sample_video(media[name], scorer=scorer)
+    iso_info, iso = sample_video_isolated(media[name], scorer=_MeanScorer())
+    assert {shape[1:] for shape in scorer.inputs} == {(18, 32, 3)} and max(s[0] for s in scorer.inputs) <= 2
+    assert len(scored) == len(plain) == len(iso) and iso_info.decode_mode == info.decode_mode
+    for a, b, c in zip(scored, plain, iso):
+        assert (a.frame_index, a.ts_ms, a.width, a.height) == (b.frame_index, b.ts_ms, b.width, b.height)
+        assert a == c and 0 <= a.scores[0] <= 1
+        assert a.jpeg == (b.jpeg if a.frame_index % 3 == 0 else b"")
+
+
 def _reason(path, **kw) -> VideoRejected:
     with pytest.raises(VideoRejected) as ei:
         sample_video_isolated(str(path), **kw)
