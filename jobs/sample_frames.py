@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         })
         print(f"[percolate] prefilter {args.prefilter_version}: {scoring['frames_passed']}/{scoring['frames_in']} "
               f"frames passed (threshold {threshold:.4f})", flush=True)
-    print(f"[percolate] sampled {figures['sampled_frames']} frames ({frames_kept} JPEGs kept) from {figures['videos_ok']}/{figures['videos']} "
-          f"videos for {args.date} in {watch.seconds:.1f}s", flush=True)
+    print(f"[percolate] sampled {figures['sampled_frames']} frames ({frames_kept} JPEGs kept) from "
+          f"{figures['videos_ok']}/{figures['videos']} videos for {args.date} in {watch.seconds:.1f}s", flush=True)
     spark.stop()
     return 0
 

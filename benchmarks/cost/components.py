@@ -2,9 +2,10 @@
 
 Each step adds one thing to the previous (process CPU seconds, this process only):
 demux only; + decode (the sampler's rule); + conversion to RGB at the stored size and the
-resize to the sampler's `max_side`; + JPEG encode at its quality. Then, on the JPEGs
-made: Parquet write + read of the frames, JPEG decode to each model's input
-(`models.preprocess.decode_batch`), and each model's forward pass
+resize to the sampler's `max_side`; + JPEG encode at its quality. Apart: decode + the
+decoder's scaling straight to the prefilter's input (what the sampler does for every frame,
+`percolate.video.decode`). Then, on the JPEGs made: Parquet write + read of the frames, JPEG
+decode to each model's input (`models.preprocess.decode_batch`), and each model's forward pass
 (`models.predictor.Predictor`), per frame. Rates are per video-hour (decode steps) or per
 frame (the rest); `attribute` turns them into where a run's CPU goes.
 """
@@ -58,6 +59,17 @@ def _decode(path: str, fps: float, convert, max_side: int) -> list:
     return kept
 
 
+def _decode_to_input(path: str, fps: float, width: int, height: int) -> list:
+    """The rule's frames scaled by the decoder straight to a model's input, as the sampler does."""
+    from av.video.reformatter import VideoReformatter
+
+    from benchmarks.cost import decode_limit
+
+    scaler = VideoReformatter()
+    return [x for _, _, x in decode_limit.frames(path, fps, {}, convert=lambda frame: scaler.reformat(
+        frame, width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray())]
+
+
 def _to_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
     from PIL import Image
 
@@ -89,6 +101,8 @@ def measure(paths: list[str], video_s: float, fps: float, max_side: int, jpeg_qu
     convert, rgbs = _cpu(lambda: [f for p in paths for f in _decode(p, fps, _to_side, max_side)])
     jpeg_s, jpegs = _cpu(lambda: [_jpeg(f, jpeg_quality) for f in rgbs])
     n = max(len(jpegs), 1)
+    scaled, _ = _cpu(lambda: [_decode_to_input(p, fps, prefilter.input.width, prefilter.input.height)
+                              for p in paths])
     table = pa.Table.from_pandas(pd.DataFrame({"frame_index": np.arange(len(jpegs)), "jpeg": jpegs}))
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "frames.parquet")
@@ -101,7 +115,8 @@ def measure(paths: list[str], video_s: float, fps: float, max_side: int, jpeg_qu
         "files": len(paths), "video_s": round(video_s, 1), "frames": len(jpegs),
         "per_video_hour": {"demux": demux * per_vh, "decode": max(decode - demux, 0.0) * per_vh,
                            "convert_resize": max(convert - decode, 0.0) * per_vh},
-        "per_frame": {"jpeg_encode": jpeg_s / n, "parquet_write_read": parquet_s / n,
+        "per_frame": {"scale_to_prefilter_input": max(scaled - decode, 0.0) / n,
+                      "jpeg_encode": jpeg_s / n, "parquet_write_read": parquet_s / n,
                       "jpeg_decode_prefilter": pf_dec / n, "prefilter_forward": pf_fwd / n,
                       "jpeg_decode_heavy": hv_dec / n, "heavy_forward": hv_fwd / n},
     }
@@ -114,14 +129,14 @@ def attribute(marginal: dict[str, float], funnel: dict[str, float], parts: dict)
     dearer in isolation than its stage's whole CPU is capped to it)."""
     pv, pf = parts["per_video_hour"], parts["per_frame"]
     sampled, runs = funnel["sampled_per_vh"], funnel["heavy_runs_per_vh"]
-    passed = funnel["passed_per_vh"]
+    passed, kept = funnel["passed_per_vh"], funnel.get("kept_per_vh", sampled)
+    # the prefilter in the decoder: every frame scaled to its input; full-size RGB, a JPEG and
+    # Parquet for the kept frames only (survivors and the audit's keep rate); no JPEG decoded
+    convert = pv["convert_resize"] * kept / max(sampled, 1e-9) + pf["scale_to_prefilter_input"] * sampled
     plan = {
-        "sample_frames": {"demux + decode": pv["demux"] + pv["decode"], "colour conversion + resize":
-                          pv["convert_resize"], "JPEG encode": pf["jpeg_encode"] * sampled,
-                          "Parquet": pf["parquet_write_read"] * sampled / 2},
-        # scored in the sampling task (the fused hand-over): nothing read back from Parquet
-        "prefilter": {"JPEG decode": pf["jpeg_decode_prefilter"] * sampled,
-                      "prefilter model": pf["prefilter_forward"] * sampled},
+        "sample_frames": {"demux + decode": pv["demux"] + pv["decode"], "colour conversion + resize": convert,
+                          "JPEG encode": pf["jpeg_encode"] * kept, "Parquet": pf["parquet_write_read"] * kept / 2},
+        "prefilter": {"prefilter model": pf["prefilter_forward"] * sampled},
         "heavy": {"JPEG decode": pf["jpeg_decode_heavy"] * passed, "heavy model": pf["heavy_forward"] * runs},
     }
     out: dict[str, float] = {}

@@ -113,6 +113,7 @@ def encoding_figures(raw: dict, enc: str) -> dict:
             "all_in_cpu_s_per_video_hour": round(perc["meter"]["cpu_s"] / vh, 1),
             "all_in_video_hours_per_core_hour": _per_core_hour(s["video_seconds"], perc["meter"]["cpu_s"]),
             "sampled_frames": s["sampled_frames"], "prefilter_passed": s["prefilter_passed"],
+            "jpegs_kept": s.get("frames_kept", s["sampled_frames"]), "audit_keep_rate": s.get("audit_keep_rate"),
             "heavy_calls": s["heavy_model_runs"], "heavy_calls_per_video_hour": round(s["heavy_model_runs"] / vh),
             "flops_per_video_hour": round((s["sampled_frames"] * pf + s["heavy_model_runs"] * hv) / vh),
             "decode_modes": s.get("decode_modes"), "videos_quarantined": s.get("videos_quarantined"),
@@ -125,6 +126,7 @@ def encoding_figures(raw: dict, enc: str) -> dict:
         fig["sampled_only"] = _model_variant(out["sampled_only"], job_fixed, pf + hv)
     fig["funnel"] = {"frames in the videos (30 fps)": round(day_s * 30),
                      "frames decoded": dl["frames_decoded"], "sampled": s["sampled_frames"],
+                     "JPEGs kept": s.get("frames_kept", s["sampled_frames"]),
                      "passed the prefilter": s["prefilter_passed"], "heavy model calls": s["heavy_model_runs"]}
     return fig
 
@@ -190,6 +192,7 @@ def figures(raw: dict, price: float) -> dict:
             out[f"sampled_only_user_day_precision{suffix}"] = f["sampled_only"]["user_day_precision"]
         s = p["sampled_frames"] / _vh(p["video_s"])
         funnel = {"sampled_per_vh": s, "passed_per_vh": p["prefilter_passed"] / _vh(p["video_s"]),
+                  "kept_per_vh": p["jpegs_kept"] / _vh(p["video_s"]),
                   "heavy_runs_per_vh": p["heavy_calls"] / _vh(p["video_s"])}
         f["where_the_cpu_goes_per_video_hour"] = attribute(p["marginal_by_stage"], funnel,
                                                            raw["variants"][enc]["components"])

@@ -1,9 +1,9 @@
 """The fused floor: the whole cascade in the decoding process, and nothing else.
 
-docs/cost.md ("What 0.7 of the decode limit would take") names the design that could bring
-Percolate to 0.7 of the decode limit: the prefilter runs where the frame is decoded, and a JPEG
-is made only for the frames it passes and the audit's draws of the others. This measures that
-design's floor on the benchmark's files, with the heavy model in the same process too and no
+docs/cost.md ("What 0.7 of the decode limit would take") named the design that could bring
+Percolate to 0.7 of the decode limit, built since 2026-12-07: the prefilter runs where the
+frame is decoded, and a JPEG is made only for the frames it passes and the audit's draws of the
+others. This measures that design's floor on the benchmark's files, with the heavy model in the same process too and no
 Spark, no decode child, no hand-over: one process per core, the decode limit's rule
 (`benchmarks.cost.decode_limit.frames`), then per kept frame
 
@@ -24,9 +24,10 @@ all, and what the fork, the confinement and the copy-on-write faults of a proces
 and two models add (`cpu_s` is then the child's whole CPU from `wait4` plus the parent's for the
 fork and the pipe; the result comes back as JSON).
 
-Publishing, validation and the audit's labels are not in it. Its prefilter inputs are not the
-pipeline's (a JPEG decoded at 1/4 scale by libjpeg), so its scores differ a little: the
-benchmark compares its pass decisions with the nightly run's on the same frames.
+Publishing, validation and the audit's labels are not in it. Its prefilter inputs are made as
+the sampler makes them since 2026-12-07 (swscale's area filter; before, the pipeline scored a
+JPEG decoded at 1/4 scale): the benchmark compares its pass decisions and scores with the
+nightly run's on the same frames.
 
 `python -m benchmarks.cost.fused_floor OUT.json --registry URI --version V --heavy-version H
 [--audit-share P] [--confined] FILE...`
@@ -130,7 +131,7 @@ def fused_file(path: str) -> dict:
         now = time.process_time()
         steps["decode"] += now - t
         x = small.reformat(frame, width=spec.width, height=spec.height, format="rgb24",
-                           interpolation="BILINEAR").to_ndarray()
+                           interpolation="AREA").to_ndarray()  # as the sampler (percolate.video.decode)
         pending.append((bucket, frame, x))
         steps["scale"] += time.process_time() - now
         if len(pending) >= PREFILTER_FORWARD_BATCH:

@@ -105,8 +105,10 @@ def models_on_everything(env: dict[str, str], date: str, fps: float, calls: list
 
 
 def percolate(env: dict[str, str], date: str, logs: Path) -> dict:
-    """The nightly DAG through Airflow; its run summary (CPU per job from the jobs' own metering)."""
-    from percolate.core.layout import run_summary_path
+    """The nightly DAG through Airflow; its run summary (CPU per job from the jobs' own metering),
+    with the JPEGs the sampler kept (`frames_kept`, from its stage metrics)."""
+    from percolate.core.layout import SAMPLE_FRAMES, run_summary_path
+    from percolate.io.stage import open_stage
 
     settings = settings_of(env)
     # what `percolate nightly --date D` runs: `airflow dags test percolate_nightly D` (workflows.launch)
@@ -114,7 +116,11 @@ def percolate(env: dict[str, str], date: str, logs: Path) -> dict:
            "import run_nightly; run_nightly(Settings.from_env(), sys.argv[1], progress=False)", date]
     meter = run_metered(cmd, env, REPO, logs / f"percolate-{date}.log")
     _check(meter, "the nightly run")
-    return {"meter": meter, "summary": json.loads(run_summary_path(settings.reports_dir, date).read_text())}
+    summary = json.loads(run_summary_path(settings.reports_dir, date).read_text())
+    sampled = open_stage(settings, summary["run_id"]).read_metrics(SAMPLE_FRAMES, date)
+    summary["frames_kept"] = sampled.get("frames_kept", summary.get("sampled_frames"))
+    summary["audit_keep_rate"] = sampled.get("audit_keep_rate")
+    return {"meter": meter, "summary": summary}
 
 
 def _check(meter: dict, what: str) -> None:

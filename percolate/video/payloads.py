@@ -246,7 +246,8 @@ class Reader:
             self.final = (kind, payload)
         elif kind in (b"F", b"G", b"K"):
             if kind not in self.frame_kinds:
-                raise BadDecoderOutput(f"a {kind.decode()} frame message where {self.frame_kinds.decode()} was asked for")
+                raise BadDecoderOutput(f"a {kind.decode()} frame message where only "
+                                       f"{self.frame_kinds.decode()} may come")
             head = FRAME.size + (SCORES.size if kind == b"K" else 0)
             if len(payload) < head:
                 raise BadDecoderOutput(f"a frame message of {len(payload)} bytes")

@@ -60,7 +60,8 @@ def test_the_sampler_kept_jpegs_of_every_rejected_frame_drawn_and_the_probabilit
     assert set(rejected["frame_index"]) == kept and 20 <= len(kept) <= 65
     assert (rejected["sampling_probability"] == 0.02).all()
     assert len(audit.query("stratum != 'prefilter_rejected'")) == 40  # the passed strata: as without a keep rate
-    roomy = sample_audit(scores, preds, date, BUDGETS, keep_rate=0.2).toPandas().query("stratum == 'prefilter_rejected'")
+    roomy = sample_audit(scores, preds, date, BUDGETS, keep_rate=0.2).toPandas()
+    roomy = roomy.query("stratum == 'prefilter_rejected'")
     assert (roomy["sampling_probability"] == 0.025).all() and set(roomy["frame_index"]) <= \
         {i for i in range(2000) if draw_value(date, "c1", i) < 0.2}
 
