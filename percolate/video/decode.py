@@ -102,7 +102,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 from PIL import Image
 
-from percolate.video.limits import DecodeLimits, SampledFrame, VideoInfo, VideoRejected, check_arguments
+from percolate.video.limits import DecodeLimits, SampledFrame, ScorerFailed, VideoInfo, VideoRejected, check_arguments
 from percolate.video.probe import (Deadline, check_duration, check_min_side, check_stream, frame_rotation_cw,
                                    looks_like_playlist, open_container, output_size, plan_buckets)
 
@@ -371,7 +371,12 @@ class _Sampling:
             return
         pending, self.pending, self.pending_pixels = self.pending, [], 0
         c0 = time.process_time()
-        score, loc_x, loc_y, flops = self.scorer.score(np.stack([p[4] for p in pending]))
+        try:
+            score, loc_x, loc_y, flops = self.scorer.score(np.stack([p[4] for p in pending]))
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the model's failure: say so, not corrupt_stream
+            raise ScorerFailed(f"the scorer failed: {type(exc).__name__}: {exc}"[:1000]) from None
         self.score_cpu += time.process_time() - c0
         for i, (frame, bucket, rel, rotation_cw, _) in enumerate(pending):
             values = (float(score[i]), float(loc_x[i]), float(loc_y[i]), float(flops[i]))

@@ -127,6 +127,12 @@ class DecodeLimits:
     allowed_formats: tuple[str, ...] = field(default=DEFAULT_ALLOWED_FORMATS)
 
 
+class ScorerFailed(Exception):
+    """A `percolate.video.decode.FrameScorer` raised: the model's failure, not the stream's
+    (never read as `corrupt_stream`); the sampling job quarantines the video as `decode_error`
+    with this message, and a model failing on every video trips the quarantine-spike check."""
+
+
 class DecoderUnavailable(RuntimeError):
     """The decode could not run for a reason of the machine (fork, pipe, sandbox set-up): an
     infrastructure fault, never a quarantine reason; the task fails and retries."""

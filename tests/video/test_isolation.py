@@ -71,6 +71,21 @@ def test_a_scorer_in_the_decoder_sees_every_frame_and_keeps_only_the_jpegs_it_ch
         assert a.jpeg == (b.jpeg if a.frame_index % 3 == 0 else b"")
 
 
+def test_a_failing_scorer_is_named_never_read_as_a_corrupt_stream(media):
+    """The model's failure, not the file's: in process `ScorerFailed`, in the child an error the
+    sampling job quarantines as decode_error with the scorer's message (never corrupt_stream)."""
+    from percolate.video.limits import ScorerFailed
+
+    class Broken(_MeanScorer):
+        def score(self, inputs):
+            raise RuntimeError("weights and input disagree")
+
+    with pytest.raises(ScorerFailed, match="the scorer failed: RuntimeError: weights and input disagree"):
+        sample_video(media["gop30"], scorer=Broken())
+    with pytest.raises(RuntimeError, match="ScorerFailed: the scorer failed: RuntimeError: weights and input"):
+        sample_video_isolated(media["gop30"], scorer=Broken())
+
+
 def _reason(path, **kw) -> VideoRejected:
     with pytest.raises(VideoRejected) as ei:
         sample_video_isolated(str(path), **kw)
