@@ -2,7 +2,8 @@
 
 naive (`--fps 0`): every frame decoded and classified by the production heavy model;
 sampled only (`--fps 1`): the sampler's rule (benchmarks.cost.decode_limit), then the heavy
-model on every sampled frame. One task per video, the models loaded once per Python worker
+model on every sampled frame. Tasks of about the same bytes, as the nightly sampler's
+(`percolate.transforms.sampling.packed_frame`), the models loaded once per Python worker
 (`percolate.inference.load_model`, which also pins torch to one thread per task), frames
 passed as arrays (no JPEG hand-over): the strongest honest version of the obvious approach.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from pyspark.sql import functions as F
+    from pyspark.sql.types import StructType
 
     from models.shipped import resolve
     from percolate.core.settings import Settings
@@ -78,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from percolate.io.registry import open_registry
     from percolate.io.spark import get_spark
     from percolate.transforms.publishing import build_user_brand_daily, with_provenance
+    from percolate.transforms.sampling import packed_frame
 
     started = time.monotonic()
     settings = Settings.from_env()
@@ -87,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     rule = heavy_spec["aggregation"]
     videos = json.loads(open(args.videos).read())
     spark = get_spark("percolate-bench-models", settings)
-    df = spark.createDataFrame(pd.DataFrame(videos, columns=["call_id", "user_id", "path"]),
-                               "call_id string, user_id string, path string")
-    df = df.repartition(max(1, len(videos)), "call_id")
+    # tasks of about the same bytes, as the nightly sampler's (percolate.core.tuning.DECODE_TASK_BYTES)
+    rows = [(v["call_id"], v["user_id"], v["path"]) for v in videos]
+    df = packed_frame(spark, rows, StructType.fromDDL("call_id string, user_id string, path string"),
+                      [os.path.getsize(v["path"]) for v in videos])
     fps = args.fps or None
     uri, endpoint = settings.registry_uri, settings.s3_endpoint_url
     predictions = df.mapInPandas(lambda it: classify_videos(it, uri, endpoint, versions, fps), SCHEMA).cache()

@@ -219,8 +219,8 @@ def _score(env: dict, raw: dict) -> None:
 
 
 def _agreement(env: dict, date: str, summary: dict, fused: dict[str, dict]) -> dict:
-    """The fused floor's prefilter decisions against the nightly run's on the same frames (its
-    inputs are scaled from the decoder's YUV, the pipeline's from a JPEG)."""
+    """The fused floor's prefilter decisions against the nightly run's on the same frames (both
+    score the decoder's frame scaled by swscale's area filter; they should agree to rounding)."""
     import numpy as np
 
     from percolate.core.layout import PREFILTER

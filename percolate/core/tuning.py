@@ -41,6 +41,20 @@ HEAVY_FORWARD_BATCH = 16
 HEAVY_CHUNK = 256
 
 
+# Videos per sampling task (`percolate.transforms.sampling.manifest_frame`). A Spark task costs
+# its Python worker and the driver about 0.1 CPU-s beyond its decoding, however small it is: one
+# video per task spent 6-9 of the 50 CPU-s of the `make bench` day's sampling job on it (64
+# calls, 2.15 video-hours, 1.06 GB, a keyframe a second; 2026-12-07). That job's own CPU-s and
+# wall seconds by task count, one run each (two at 64), `benchmarks/cost/treeprof.py` around
+# `jobs/sample_frames.py`: 64 tasks 50.7-51.5 / 30.2-30.7 s, 16: 44.4 / 26.8, 8: 45.2 / 28.7,
+# 4: 41.6 / 26.3, 2: 43.5 / 27.5. So tasks are sized by stored bytes (what the manifest knows of
+# the decode work before the run): `DECODE_TASK_BYTES` each (about an hour of such calls, ~12
+# CPU-s of decoding: the overhead under 1%), at least `DECODE_MIN_WAVES` tasks per core so the
+# last wave does not leave cores idle, videos packed largest first into the lightest task.
+DECODE_TASK_BYTES = 512 << 20
+DECODE_MIN_WAVES = 2
+
+
 # JVM options of every Spark driver Percolate starts for one job or one session (the nightly
 # and weekly jobs under spark-submit, `percolate query`, tests, the benchmark's variants): the
 # C1 compiler only, and the serial collector. Such a driver lives seconds to minutes and mostly

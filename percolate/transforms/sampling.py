@@ -1,7 +1,8 @@
 """Manifest rows -> sampled frames and one outcome row per video.
 
-Decoding happens inside the executors, one video per task where the day allows, so the
-slowest call does not hold a whole partition back. Each video is decoded in a child
+Decoding happens inside the executors, in tasks of about the same stored bytes
+(`manifest_frame`): a task costs ~0.1 CPU-s of Spark machinery whatever its size, so one video
+per task cost a 64-call day 6-9 CPU-s (`percolate.core.tuning.DECODE_TASK_BYTES`). Each video is decoded in a child
 process forked for it, with a memory cap and a hard time limit
 (`percolate.video.isolation`), so a hung or runaway decoder costs one video, not the
 executor. An unusable video becomes an outcome row with a reason code.
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from pyspark.accumulators import AccumulatorParam
 from pyspark.sql import DataFrame, SparkSession, functions as F
+from pyspark.sql.types import StructType
 
 from percolate.core.tables import MANIFEST, SAMPLED_FRAMES, SCORED_ROWS, VIDEO_OUTCOMES, names, spark_schema
 from percolate.inference import prefilter_arrays
@@ -314,10 +316,52 @@ def outcomes_of(sampled: DataFrame) -> DataFrame:
     return sampled.where(F.col("row_kind") == "video").select(*names(VIDEO_OUTCOMES))
 
 
-def manifest_frame(spark: SparkSession, rows: list[dict], max_partitions: int = 512) -> DataFrame:
-    """The manifest as a DataFrame with about one video per partition (decode is the cost)."""
-    df = spark.createDataFrame([tuple(r[c] for c in names(MANIFEST)) for r in rows], spark_schema(MANIFEST))
-    return df.repartition(max(1, min(len(rows), max_partitions)))
+def decode_tasks(sizes: list[int | None], parallelism: int, task_bytes: int | None = None,
+                 min_waves: int | None = None, max_tasks: int = 100_000) -> int:
+    """How many sampling tasks a day of videos of these stored sizes gets: one per
+    `task_bytes`, at least `min_waves` per core (`parallelism`), at most one per video."""
+    from percolate.core import tuning
+
+    task_bytes = task_bytes or tuning.DECODE_TASK_BYTES
+    min_waves = min_waves or tuning.DECODE_MIN_WAVES
+    cores = max(1, int(parallelism))
+    waves = max(min_waves, -(-sum(max(0, s or 0) for s in sizes) // (cores * task_bytes)))
+    return max(1, min(len(sizes), cores * waves, max_tasks))
+
+
+def assign_tasks(sizes: list[int | None], tasks: int) -> list[int]:
+    """Each video's task: largest first into the task with the fewest bytes so far (a video
+    of unknown size counts as 1 byte, so those spread evenly). Deterministic."""
+    import heapq
+
+    load = [(0, t) for t in range(max(1, tasks))]
+    out = [0] * len(sizes)
+    for i in sorted(range(len(sizes)), key=lambda i: (-(sizes[i] or 0), i)):
+        total, t = heapq.heappop(load)
+        out[i] = t
+        heapq.heappush(load, (total + max(1, sizes[i] or 0), t))
+    return out
+
+
+def packed_frame(spark: SparkSession, rows: list[tuple], schema, sizes: list[int | None],
+                 tasks: int | None = None) -> DataFrame:
+    """`rows` (of `schema`, a StructType) as a DataFrame of `tasks` partitions (default
+    `decode_tasks`) of about the same bytes each: partition i holds the rows `assign_tasks`
+    gives task i. A range of one row per partition joined to the broadcast rows keeps that
+    layout, with no shuffle."""
+    n = tasks or decode_tasks(sizes, spark.sparkContext.defaultParallelism)
+    n = max(1, min(n, len(rows)))
+    columns = [f.name for f in schema.fields]
+    df = spark.createDataFrame([(*row, t) for row, t in zip(rows, assign_tasks(sizes, n))],
+                               StructType(list(schema.fields)).add("task", "long", False))
+    slots = spark.range(0, n, 1, numPartitions=n).withColumnRenamed("id", "task")
+    return slots.join(F.broadcast(df), "task").select(*columns)
+
+
+def manifest_frame(spark: SparkSession, rows: list[dict], tasks: int | None = None) -> DataFrame:
+    """The manifest as `packed_frame`s partitions: tasks of about the same stored bytes."""
+    return packed_frame(spark, [tuple(r[c] for c in names(MANIFEST)) for r in rows], spark_schema(MANIFEST),
+                        [r.get("size_bytes") for r in rows], tasks)
 
 
 def sampling_figures(outcomes: DataFrame) -> dict:
