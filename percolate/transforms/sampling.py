@@ -1,10 +1,10 @@
 """Manifest rows -> sampled frames and one outcome row per video.
 
 Decoding happens inside the executors, in tasks of about the same stored bytes
-(`manifest_frame`): a task costs ~0.1 CPU-s of Spark machinery whatever its size, so one video
-per task cost a 64-call day 6-9 CPU-s (`percolate.core.tuning.DECODE_TASK_BYTES`). Each video is decoded in a child
-process forked for it, with a memory cap and a hard time limit
-(`percolate.video.isolation`), so a hung or runaway decoder costs one video, not the
+(`manifest_frame`): a task costs ~0.1 CPU-s of Spark machinery whatever its size, so one
+video per task cost a 64-call day 6-9 CPU-s (`percolate.core.tuning.DECODE_TASK_BYTES`).
+Each video is decoded in a child process forked for it, with a memory cap and a hard time
+limit (`percolate.video.isolation`), so a hung or runaway decoder costs one video, not the
 executor. An unusable video becomes an outcome row with a reason code.
 
 With a `PrefilterStep` (the nightly run) the decoder itself scores each sampled frame with the
@@ -319,7 +319,7 @@ def outcomes_of(sampled: DataFrame) -> DataFrame:
 def decode_tasks(sizes: list[int | None], parallelism: int, task_bytes: int | None = None,
                  min_waves: int | None = None, max_tasks: int = 100_000) -> int:
     """How many sampling tasks a day of videos of these stored sizes gets: one per
-    `task_bytes`, at least `min_waves` per core (`parallelism`), at most one per video."""
+    `task_bytes`, at least `min_waves` per core (`parallelism`), never more than videos."""
     from percolate.core import tuning
 
     task_bytes = task_bytes or tuning.DECODE_TASK_BYTES
@@ -359,7 +359,7 @@ def packed_frame(spark: SparkSession, rows: list[tuple], schema, sizes: list[int
 
 
 def manifest_frame(spark: SparkSession, rows: list[dict], tasks: int | None = None) -> DataFrame:
-    """The manifest as `packed_frame`s partitions: tasks of about the same stored bytes."""
+    """The manifest in `packed_frame`'s layout: tasks of about the same stored bytes each."""
     return packed_frame(spark, [tuple(r[c] for c in names(MANIFEST)) for r in rows], spark_schema(MANIFEST),
                         [r.get("size_bytes") for r in rows], tasks)
 
