@@ -70,7 +70,7 @@ class PrefilterStep:
     cpu: object = None
 
     def for_video(self, call_id: str) -> "_VideoScorer":
-        """The scorer of one video's frames (`percolate.video.decode.FrameScorer`), the model
+        """The scorer of one video's frames (`percolate.video.frame_output.FrameScorer`), the model
         loaded and warmed up in this worker first: a decode child forked after this needs no
         file to run it."""
         from percolate.core import tuning

@@ -51,6 +51,7 @@ own) into decode, conversion, encoding and scoring.
 
 Scoring in the decoder (`scorer`, a `FrameScorer`)
 --------------------------------------------------
+(The frames' way out, scaling, scoring and encoding, is `percolate.video.frame_output`.)
 With a scorer (the nightly prefilter, `percolate.transforms.sampling.PrefilterStep`) each
 sampled frame is first scaled by the decoder's own scaler straight to the model's input
 size (`FrameScorer.size`, swscale's area filter, upright), without the full-size RGB frame
@@ -89,38 +90,19 @@ Safety (untrusted input)
 
 from __future__ import annotations
 
-import io
 import os
 import stat
 import time
-from dataclasses import replace
-from typing import Callable, Protocol
+from typing import Callable
 
 import av
 import av.error
 import numpy as np
-from av.video.reformatter import VideoReformatter
-from PIL import Image
 
-from percolate.video.limits import DecodeLimits, SampledFrame, ScorerFailed, VideoInfo, VideoRejected, check_arguments
-from percolate.video.probe import (Deadline, check_duration, check_min_side, check_stream, frame_rotation_cw,
-                                   looks_like_playlist, open_container, output_size, plan_buckets)
-
-PENDING_PIXELS = 32 << 20  # decoded frames (pixels) waiting for their batch to be scored
-
-
-class FrameScorer(Protocol):
-    """Scores sampled frames in the decoder (see the module's docstring)."""
-
-    size: tuple[int, int]  # (width, height) of the model's input
-    batch: int  # frames per call of `score`
-
-    def score(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """N x height x width x 3 uint8 -> (score, loc_x, loc_y, flops), N values each."""
-
-    def keep(self, frame_index: int, score: float) -> bool:
-        """Whether the frame's pixels are kept (JPEG-encoded and handed on)."""
-
+from percolate.video.frame_output import FrameOutput, FrameScorer
+from percolate.video.limits import DecodeLimits, SampledFrame, VideoInfo, VideoRejected, check_arguments
+from percolate.video.probe import (Deadline, check_duration, check_stream, frame_rotation_cw, looks_like_playlist,
+                                   open_container, plan_buckets)
 
 def sample_video(path: str, fps: float = 1.0, max_side: int = 640, jpeg_quality: int = 90,
                  limits: DecodeLimits = DecodeLimits(), mode: str = "auto",
@@ -184,19 +166,11 @@ class _Sampling:
                  deadline, sink, frame_format, scorer=None):
         deadline.check()
         self.facts = check_stream(container, limits, max_side)
-        self.limits, self.deadline, self.sink = limits, deadline, sink
-        self.max_side, self.jpeg_quality, self.threads = max_side, jpeg_quality, threads
-        self.rgb_out = frame_format == "rgb"
-        self.convert_cpu = self.encode_cpu = self.sink_cpu = self.score_cpu = 0.0
-        self.scorer = scorer
-        self.pending: list[tuple] = []  # frames waiting for the scorer: (frame, bucket, rel, rotation, input)
-        self.pending_pixels = 0
-        self.scaler = VideoReformatter() if scorer is not None else None  # to the scorer's input size
-        self.min_side = min(limits.min_side, max_side)
-        # one reformatter per video: it caches the swscale context across frames (5x faster
-        # than frame.reformat, which builds a new context every time)
-        self.reformatter = VideoReformatter()
+        self.limits, self.deadline, self.threads = limits, deadline, threads
         tb = self.facts.time_base
+        self.out = FrameOutput(sink, max_side=max_side, min_side=min(limits.min_side, max_side),
+                               jpeg_quality=jpeg_quality, frame_format=frame_format, threads=threads,
+                               sar=self.facts.sar, time_base=tb, deadline=deadline, scorer=scorer)
         self.num, self.den = tb.numerator * fps_q.numerator, tb.denominator * fps_q.denominator
         self.start_pts = self.facts.stream.start_time  # may be None
         self.decode_mode = mode
@@ -215,8 +189,8 @@ class _Sampling:
         # timestamps past the duration limit (+1 s of slack) mean the header lied
         self.max_rel_pts = (int((limits.max_duration_s + 1.0) * tb.denominator / tb.numerator)
                             if limits.max_duration_s and np.isfinite(limits.max_duration_s) else None)
-        self.n_out = self.errors = self.attempts = self.failed = self.n_packets = self.n_frames = 0
-        self.first_size = self.first_rotation = None
+        self.errors = self.attempts = self.failed = self.n_packets = self.n_frames = 0
+        self.first_rotation = None
         self.last_bucket = -1
         self.requested_bucket = -1  # keyframes mode: highest bucket whose keyframe was sent
         self.last_key_pts = self.max_key_gap = self.last_pts_seen = None
@@ -263,8 +237,8 @@ class _Sampling:
             raise
         except av.error.FFmpegError:
             self.errors += 1
-        self._score_pending()
-        if not self.n_out:
+        self.out.flush()
+        if not self.out.n_out:
             raise VideoRejected("corrupt_stream", f"no frame decoded ({self.n_packets} packets, {self.errors} errors)")
         if self.attempts and self.errors > self.limits.max_error_fraction * self.attempts:
             raise VideoRejected("too_many_frames_failed", f"{self.errors} errors in {self.attempts} decode attempts")
@@ -335,93 +309,7 @@ class _Sampling:
         rotation = frame_rotation_cw(frame, self.facts.rotation_cw)
         if self.first_rotation is None:
             self.first_rotation = rotation
-        if self.scorer is not None:
-            self._queue(frame, b, rel, rotation)
-        else:
-            self._hand_on(self._to_sample(frame, b, rel, rotation))
-
-    def _hand_on(self, sample: SampledFrame) -> None:
-        self.n_out += 1
-        if self.first_size is None:
-            self.first_size = (sample.width, sample.height)
-        c0 = time.process_time()
-        self.sink(sample)
-        self.sink_cpu += time.process_time() - c0
-
-    def _queue(self, frame, bucket: int, rel: int, rotation_cw: int) -> None:
-        """The frame scaled to the scorer's input (upright), waiting with the decoded frame
-        for its batch; the batch is scored when full."""
-        c0 = time.process_time()
-        check_min_side(frame.width, frame.height, self.facts.sar, self.max_side, self.min_side)
-        sw, sh = self.scorer.size
-        turned = rotation_cw in (90, 270)  # scale to the stored orientation, then turn
-        small = self.scaler.reformat(frame, width=sh if turned else sw, height=sw if turned else sh,
-                                     format="rgb24", interpolation="AREA", threads=self.threads).to_ndarray()
-        if rotation_cw:
-            small = np.ascontiguousarray(np.rot90(small, k=-(rotation_cw // 90)))
-        self.convert_cpu += time.process_time() - c0
-        self.pending.append((frame, bucket, rel, rotation_cw, small))
-        self.pending_pixels += frame.width * frame.height
-        if len(self.pending) >= self.scorer.batch or self.pending_pixels >= PENDING_PIXELS:
-            self._score_pending()
-
-    def _score_pending(self) -> None:
-        """Score the waiting frames; JPEG-encode those the scorer keeps; hand all of them on."""
-        if not self.pending:
-            return
-        pending, self.pending, self.pending_pixels = self.pending, [], 0
-        c0 = time.process_time()
-        try:
-            score, loc_x, loc_y, flops = self.scorer.score(np.stack([p[4] for p in pending]))
-        except MemoryError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the model's failure: say so, not corrupt_stream
-            raise ScorerFailed(f"the scorer failed: {type(exc).__name__}: {exc}"[:1000]) from None
-        self.score_cpu += time.process_time() - c0
-        for i, (frame, bucket, rel, rotation_cw, _) in enumerate(pending):
-            values = (float(score[i]), float(loc_x[i]), float(loc_y[i]), float(flops[i]))
-            if self.scorer.keep(int(bucket), values[0]):
-                sample = replace(self._to_sample(frame, bucket, rel, rotation_cw), scores=values)
-            else:
-                tw, th = output_size(frame.width, frame.height, self.facts.sar, self.max_side)
-                if rotation_cw in (90, 270):
-                    tw, th = th, tw
-                sample = SampledFrame(frame_index=int(bucket), ts_ms=self._ts_ms(rel), width=tw, height=th,
-                                      jpeg=b"", scores=values)
-            self._hand_on(sample)
-        self.deadline.check()
-
-    def _ts_ms(self, rel: int) -> int:
-        return int(round(rel * self.facts.time_base * 1000))
-
-    def _to_sample(self, frame, bucket: int, rel: int, rotation_cw: int) -> SampledFrame:
-        """The frame upright, at display aspect, long side at most max_side, as a JPEG or RGB."""
-        c0 = time.process_time()
-        w, h = frame.width, frame.height
-        check_min_side(w, h, self.facts.sar, self.max_side, self.min_side)
-        tw, th = output_size(w, h, self.facts.sar, self.max_side)
-        if (tw, th) == (w, h) and frame.format.name == "rgb24":
-            rgb = frame
-        else:  # the scaler too runs on `threads`: no thread pool per video
-            rgb = self.reformatter.reformat(frame, width=tw, height=th, format="rgb24",
-                                            interpolation="BILINEAR", threads=self.threads)
-        arr = rgb.to_ndarray()
-        if rotation_cw:
-            arr = np.ascontiguousarray(np.rot90(arr, k=-(rotation_cw // 90)))
-        ts_ms = self._ts_ms(rel)
-        if self.rgb_out:
-            pixels = arr.tobytes()
-            self.convert_cpu += time.process_time() - c0
-            return SampledFrame(frame_index=int(bucket), ts_ms=ts_ms, width=arr.shape[1], height=arr.shape[0],
-                                jpeg=b"", rgb=pixels)
-        c1 = time.process_time()
-        self.convert_cpu += c1 - c0
-        img = Image.fromarray(arr, "RGB")
-        buf = io.BytesIO()
-        img.save(buf, format="JPEG", quality=self.jpeg_quality)
-        self.encode_cpu += time.process_time() - c1
-        return SampledFrame(frame_index=int(bucket), ts_ms=ts_ms, width=img.width, height=img.height,
-                            jpeg=buf.getvalue())
+        self.out.emit(frame, b, rel, rotation)
 
     def mode_used(self) -> str:
         if self.decode_mode != "nonref":
@@ -430,7 +318,7 @@ class _Sampling:
         return "nonref" if self.n_frames < self.attempts - self.failed else "all"
 
     def info(self, elapsed_s: float, cpu_s: float) -> VideoInfo:
-        facts, duration_s = self.facts, self.facts.duration_s
+        facts, duration_s, out = self.facts, self.facts.duration_s, self.out
         if duration_s is None:  # no duration in the header: from the timestamps seen
             last = self.last_pts_seen if self.last_pts_seen is not None else 0
             frame_dur = (1.0 / facts.avg_fps) if facts.avg_fps else 0.0
@@ -438,8 +326,8 @@ class _Sampling:
             check_duration(duration_s, self.limits)
         return VideoInfo(
             duration_s=float(duration_s),
-            width=facts.width or self.first_size[0],
-            height=facts.height or self.first_size[1],
+            width=facts.width or out.first_size[0],
+            height=facts.height or out.first_size[1],
             codec=facts.codec,
             avg_fps=facts.avg_fps,
             rotation=facts.rotation_cw if self.first_rotation is None else self.first_rotation,
@@ -450,8 +338,8 @@ class _Sampling:
             packets=self.n_packets,
             frames_decoded=self.n_frames,
             elapsed_s=elapsed_s,
-            decode_cpu_s=max(0.0, cpu_s - self.convert_cpu - self.encode_cpu - self.score_cpu - self.sink_cpu),
-            convert_cpu_s=self.convert_cpu,
-            encode_cpu_s=self.encode_cpu,
-            score_cpu_s=self.score_cpu,
+            decode_cpu_s=max(0.0, cpu_s - out.convert_cpu - out.encode_cpu - out.score_cpu - out.sink_cpu),
+            convert_cpu_s=out.convert_cpu,
+            encode_cpu_s=out.encode_cpu,
+            score_cpu_s=out.score_cpu,
         )

@@ -28,7 +28,7 @@ and nothing stops a decoder from allocating the machine's memory.
 Sampled frames stream back through a pipe as they are encoded, in a small binary framing
 (no pickle: the parent never deserialises objects produced while parsing hostile bytes);
 raw RGB frames (`frame_format="rgb"`) and scored frames (`scorer`: the prefilter run in the
-child, `percolate.video.decode.FrameScorer`) as other message kinds, the `VideoInfo` (its CPU
+child, `percolate.video.frame_output.FrameScorer`) as other message kinds, the `VideoInfo` (its CPU
 split included) as JSON. The parent checks every message (`percolate.video.payloads`: a
 JPEG of the size it states, indexes strictly increasing, `VideoInfo` typed and bounded)
 and hands each frame on as it arrives (`stream_video_isolated`); past `frame_cap` frames
@@ -117,7 +117,7 @@ def stream_video_isolated(
     and passed its checks: the caller holds one frame of the child's output at a time. If
     `VideoRejected` is raised, frames already handed over belong to a rejected video.
 
-    A `scorer` (`percolate.video.decode.FrameScorer`) runs in the child, with the model the
+    A `scorer` (`percolate.video.frame_output.FrameScorer`) runs in the child, with the model the
     caller loaded before the fork; warm it up in the caller first (one `score` call), so the
     confined child needs no file to start it."""
     check_arguments(fps, mode, max_side, jpeg_quality, threads, frame_format)

@@ -49,7 +49,7 @@ class SampledFrame:
     height: int
     jpeg: bytes  # the JPEG; empty when the frame was asked for as "rgb"
     rgb: bytes | None = None  # frame_format "rgb": raw uint8 pixels, row-major height x width x 3
-    # with a scorer (percolate.video.decode.FrameScorer): (score, loc_x, loc_y, flops) of the
+    # with a scorer (percolate.video.frame_output.FrameScorer): (score, loc_x, loc_y, flops) of the
     # frame; its `jpeg` is empty when the scorer did not keep the frame's pixels
     scores: tuple[float, float, float, float] | None = None
 
@@ -128,7 +128,7 @@ class DecodeLimits:
 
 
 class ScorerFailed(Exception):
-    """A `percolate.video.decode.FrameScorer` raised: the model's failure, not the stream's
+    """A `percolate.video.frame_output.FrameScorer` raised: the model's failure, not the stream's
     (never read as `corrupt_stream`); the sampling job quarantines the video as `decode_error`
     with this message, and a model failing on every video trips the quarantine-spike check."""
 

@@ -23,7 +23,7 @@ from percolate.video.limits import DECODE_MODES, DecodeLimits, SampledFrame, Vid
 
 HEADER = struct.Struct(">cI")  # message kind, payload length
 FRAME = struct.Struct(">iqii")  # frame_index, ts_ms, width, height; the JPEG (b"F") or RGB bytes (b"G") follow
-# b"K", a scored frame (percolate.video.decode.FrameScorer): FRAME, then score, loc_x, loc_y,
+# b"K", a scored frame (percolate.video.frame_output.FrameScorer): FRAME, then score, loc_x, loc_y,
 # flops, then the JPEG when the scorer kept the frame (nothing when it did not)
 SCORES = struct.Struct(">dddd")
 
