@@ -26,6 +26,7 @@ from pyspark.accumulators import AccumulatorParam
 from pyspark.sql import DataFrame, SparkSession, functions as F
 from pyspark.sql.types import StructType
 
+from percolate.core import tuning
 from percolate.core.tables import MANIFEST, SAMPLED_FRAMES, SCORED_ROWS, VIDEO_OUTCOMES, names, spark_schema
 from percolate.inference import prefilter_arrays
 from percolate.transforms.audit import draw_value
@@ -73,7 +74,6 @@ class PrefilterStep:
         """The scorer of one video's frames (`percolate.video.frame_output.FrameScorer`), the model
         loaded and warmed up in this worker first: a decode child forked after this needs no
         file to run it."""
-        from percolate.core import tuning
         from percolate.inference import load_model, warm_up
 
         model = load_model(self.registry_uri, self.endpoint_url, "prefilter", self.version)
@@ -316,14 +316,10 @@ def outcomes_of(sampled: DataFrame) -> DataFrame:
     return sampled.where(F.col("row_kind") == "video").select(*names(VIDEO_OUTCOMES))
 
 
-def decode_tasks(sizes: list[int | None], parallelism: int, task_bytes: int | None = None,
-                 min_waves: int | None = None, max_tasks: int = 100_000) -> int:
+def decode_tasks(sizes: list[int | None], parallelism: int, task_bytes: int = tuning.DECODE_TASK_BYTES,
+                 min_waves: int = tuning.DECODE_MIN_WAVES, max_tasks: int = 100_000) -> int:
     """How many sampling tasks a day of videos of these stored sizes gets: one per
     `task_bytes`, at least `min_waves` per core (`parallelism`), never more than videos."""
-    from percolate.core import tuning
-
-    task_bytes = task_bytes or tuning.DECODE_TASK_BYTES
-    min_waves = min_waves or tuning.DECODE_MIN_WAVES
     cores = max(1, int(parallelism))
     waves = max(min_waves, -(-sum(max(0, s or 0) for s in sizes) // (cores * task_bytes)))
     return max(1, min(len(sizes), cores * waves, max_tasks))
