@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the N longest calls of the benchmark day (a smaller day from the same files; "
                              "the report says so)")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="runs of the decode limit and of each Percolate day, the median kept (default 3; "
-                             "the smoke run 1)")
+                        help="runs of the tiny day, and of the decode limit and Percolate on each encoding, the "
+                             "median kept (default 3, and 2 on gop10s; the smoke run 1)")
     parser.add_argument("--root", default=None, help="days, home and logs (default: $PERCOLATE_HOME/bench)")
     parser.add_argument("--from-raw", default=None,
                         help="recompute the figures and reports from a run's raw.json instead of running")

@@ -68,6 +68,18 @@ def test_fixed_and_marginal_costs_come_from_two_day_sizes():
     assert split["fixed_by_stage"]["airflow"] == pytest.approx(20)
 
 
+def test_the_headline_encoding_runs_most():
+    from benchmarks.cost.run import BenchPlan
+
+    plan = BenchPlan()
+    assert [plan.repeats_of(e) for e in plan.encodings] == [3, 2]
+    assert BenchPlan(repeats=1).repeats_of("gop10s") == 1  # never more than `repeats`
+    # gop10s in the last two passes: the last pass, which the scoring reads, has both encodings
+    assert plan.passes() == [["gop1s"], ["gop1s", "gop10s"], ["gop1s", "gop10s"]]
+    assert BenchPlan(repeats=1).passes() == [["gop1s", "gop10s"]]
+    assert BenchPlan(repeats=4, later_repeats=1).passes()[-1] == ["gop1s", "gop10s"]
+
+
 def test_repeated_runs_keep_the_median_and_bound_the_marginal_figure():
     from benchmarks.cost.figures import marginal_range
     from benchmarks.cost.run import median_run
@@ -80,6 +92,9 @@ def test_repeated_runs_keep_the_median_and_bound_the_marginal_figure():
     assert chosen["meter"]["cpu_s"] == 180 and chosen["repeats_cpu_s"] == [190, 170, 180]
     assert [r["cpu_s_sample_frames"] for r in chosen["repeats_stage_cpu_s"]] == [95, 85, 90]
     assert median_run([run(7200, 5), run(7200, 3)])["meter"]["cpu_s"] == 3  # even: the lower one
+    assert median_run([run(7200, 5), run(7200, 3)], even="higher")["meter"]["cpu_s"] == 5  # or as asked
+    with pytest.raises(ValueError, match="even"):
+        median_run(days, even="middle")
     tiny = median_run([run(360, c) for c in (100, 104, 102)])
     # the cheapest day against the dearest tiny day and the reverse, over 1.9 video-hours
     assert marginal_range(tiny, chosen) == pytest.approx([(170 - 104) / 1.9, (190 - 100) / 1.9], abs=0.01)

@@ -30,6 +30,23 @@ def test_to_tensor_normalises():
     assert torch.allclose(to_tensor(batch, spec), torch.ones(1, 3, 2, 4))
 
 
+def test_to_tensor_is_the_nchw_broadcast_bit_for_bit():
+    """The row-wise normalisation in NHWC gives exactly what (x - mean) / std broadcast over
+    NCHW gives (the formula the models were trained and calibrated with), for any size,
+    a single frame and a strided view."""
+    rng = np.random.default_rng(2)
+    spec = InputSpec(160, 90, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+    for batch in (rng.integers(0, 256, (5, 90, 160, 3), dtype=np.uint8),
+                  rng.integers(0, 256, (2, 37, 61, 3), dtype=np.uint8),
+                  rng.integers(0, 256, (95, 170, 3), dtype=np.uint8)[2:92, 5:165]):
+        four = batch if batch.ndim == 4 else batch[None]
+        expected = (torch.from_numpy(np.ascontiguousarray(four)).permute(0, 3, 1, 2).float() - mean) / std
+        for channels_last in (False, True):
+            assert torch.equal(to_tensor(batch, spec, channels_last), expected)
+
+
 def test_crop_follows_the_center_and_stays_inside_the_frame():
     from models.preprocess import crop_square
 

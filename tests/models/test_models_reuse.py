@@ -14,7 +14,7 @@ from percolate.inference import heavy_batches
 from models.heavy import MobileNetLike
 from models.preprocess import InputSpec
 from models.registry import ModelRegistry
-from models.reuse import InputReuse, block_difference
+from models.reuse import InputReuse, block_difference, block_means
 from percolate.io.store import LocalStore
 
 KEEP = ["call_id", "user_id", "frame_index", "ts_ms", "prefilter_score", "loc_x", "loc_y", "decode_mode"]
@@ -36,6 +36,30 @@ def test_block_difference_sees_a_change_in_one_block_that_a_mean_would_dilute():
     assert block_difference(_image(h=90, w=161), _image(h=90, w=161)) == 0.0  # sizes the grid does not divide
     with pytest.raises(ValueError, match="shape"):
         block_difference(a, a[:64])
+
+
+def test_the_block_means_bound_never_changes_a_match():
+    """The gap of block means is a lower bound of block_difference, so skipping references
+    whose bound is over the tolerance finds the same reference as comparing every pixel."""
+    rng = np.random.default_rng(3)
+    base = [_image(seed=s, h=90, w=161) for s in range(3)]
+    images = [np.clip(base[int(rng.integers(3))].astype(int) + rng.integers(-k, k + 1, (90, 161, 3)), 0, 255)
+              .astype(np.uint8) for k in rng.integers(0, 9, 120)]
+    for a, b in zip(images, images[1:]):
+        assert float(np.abs(block_means(a) - block_means(b)).max()) <= block_difference(a, b) + 1e-9
+    for tolerance in (2.0, 4.0, 6.0):
+        fast, slow = InputReuse(tolerance), InputReuse(tolerance)
+        found = {True: [], False: []}
+        for i, img in enumerate(images):
+            for reuse, bounded in ((fast, True), (slow, False)):
+                ref = reuse.match("c", img)
+                if ref is None:
+                    ref = reuse.remember("c", i, img)
+                    if not bounded:
+                        ref.blocks = None  # compared pixel by pixel
+                found[bounded].append(ref.frame_index)
+        assert found[True] == found[False]
+        assert len(set(found[True])) < len(images)  # some inputs were reused
 
 
 def test_reuse_stays_within_a_call_and_within_tolerance():
