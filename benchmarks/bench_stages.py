@@ -8,7 +8,8 @@ the registry (sha256-checked) under a temporary directory. All figures are CPU s
 this process (`time.process_time`, one torch thread, as in a Spark task), the median of
 `repeats`, per frame unless said otherwise:
 
-- prefilter: JPEG decode with draft, resize, tensor build, the forward pass at several batch
+- prefilter: JPEG decode with draft, resize, tensor build (and as it was built until
+  2026-12-07), the forward pass at several batch
   sizes, `inference.prefilter_batches` end to end;
 - heavy: full JPEG decode + crop + resize, forward-only per batch size, the stage's own
   `classify_chunk` (decode + reuse test + forward) per frame;
@@ -83,6 +84,16 @@ def shipped_registry(workdir: str):
     return store.uri, registry.resolve("prefilter", "production"), registry.resolve("heavy", "production")
 
 
+def _nchw_broadcast(batch: np.ndarray, spec):
+    """`to_tensor` as it was: (x - mean) / std with (1, 3, 1, 1) statistics over an NCHW view."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()
+    mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
 def prefilter_parts(model, jpegs: list[bytes], repeats: int) -> dict:
     from models.preprocess import decode_jpeg, resize, to_tensor
     from models.predictor import BATCH
@@ -94,7 +105,11 @@ def prefilter_parts(model, jpegs: list[bytes], repeats: int) -> dict:
         "jpeg_decode_draft_ms": median_cpu(lambda: [decode_jpeg(j, (spec.width, spec.height)) for j in jpegs], repeats),
         "jpeg_decode_full_ms": median_cpu(lambda: [decode_jpeg(j) for j in jpegs], repeats),
         "resize_ms": median_cpu(lambda: [resize(a, spec) for a in drafted], repeats),
-        "to_tensor_ms": median_cpu(lambda: [to_tensor(inputs[i:i + BATCH], spec) for i in range(0, n, BATCH)], repeats),
+        "to_tensor_ms": median_cpu(lambda: [to_tensor(inputs[i:i + BATCH], spec, True) for i in range(0, n, BATCH)],
+                                   repeats),
+        # what to_tensor computed until 2026-12-07: the same numbers, broadcast over NCHW
+        "to_tensor_nchw_broadcast_ms": median_cpu(
+            lambda: [_nchw_broadcast(inputs[i:i + BATCH], spec) for i in range(0, n, BATCH)], repeats),
     }
     for size in (1, 16, 64, 256):
         def run(size=size):
