@@ -42,8 +42,8 @@ def block_means(image: np.ndarray, grid: int = DEFAULT_GRID) -> np.ndarray:
     The gap between two images' means of a block is at most their mean absolute difference
     there, so the largest gap is a lower bound of `block_difference`: an input whose bound is
     over the tolerance differs from that reference without comparing every pixel (on the
-    benchmark day's survivors this takes 2.8 of the heavy job's 6.5 CPU-ms a frame away, with
-    the same matches)."""
+    benchmark day's 239 survivors, `classify_chunk` 6.4-6.7 -> 5.2-5.3 CPU-ms a frame, with the
+    same matches; docs/tuning.md)."""
     d = image.astype(np.float64).mean(axis=-1)
     ys = np.linspace(0, d.shape[0], min(grid, d.shape[0]) + 1).astype(int)
     xs = np.linspace(0, d.shape[1], min(grid, d.shape[1]) + 1).astype(int)

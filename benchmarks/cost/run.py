@@ -14,8 +14,8 @@ and the run of median CPU kept, with every run's CPU beside it: one job on one d
 pipeline move it. The tiny day and the first encoding (gop1s, the headline) run `repeats`
 times; the others `later_repeats` times (their ratio has held 0.75-1.09 against the 0.7
 target, and each gop10s pass costs two minutes of the 30 `make bench` may take). Of an even
-count the run kept is the one that makes Percolate look worse: the slower Percolate day, the
-faster decode limit. Each Percolate pass starts from an empty home whose Airflow database is
+count the run kept is the one that makes Percolate look worse: the dearer Percolate day, the
+cheaper decode limit. Each Percolate pass starts from an empty home whose Airflow database is
 created before anything is metered, so that no pass sees another's days as its history and no
 run pays a once-per-home cost.
 """

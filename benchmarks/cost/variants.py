@@ -106,9 +106,9 @@ def models_on_everything(env: dict[str, str], date: str, fps: float, calls: list
 
 def prepare_home(env: dict[str, str]) -> None:
     """Create the fresh home's Airflow database before any metered run: `airflow db migrate`
-    (about 5 CPU-s and 6 s here) is once per home, not a cost of every run, and metered inside
-    the first run of a pass it would be counted in the tiny day's fixed cost and taken off every
-    day's marginal figure (2.3 CPU-s per video-hour on the benchmark day)."""
+    (about 4.7 CPU-s and 6 s here) is once per home, not a cost of every run; metered inside the
+    first run of a pass it was counted in the tiny day's fixed cost and so taken off every day's
+    marginal figure (2.2 CPU-s per video-hour on the benchmark day, docs/cost.md)."""
     from workflows.launch import base_env, ensure_airflow_db
 
     settings = settings_of(env)
