@@ -28,12 +28,7 @@ def block_difference(a: np.ndarray, b: np.ndarray, grid: int = DEFAULT_GRID) -> 
     uint8 images of the same shape."""
     if a.shape != b.shape:
         raise ValueError(f"inputs differ in shape: {a.shape} vs {b.shape}")
-    d = np.abs(a.astype(np.int16) - b.astype(np.int16)).mean(axis=-1)
-    ys = np.linspace(0, d.shape[0], min(grid, d.shape[0]) + 1).astype(int)
-    xs = np.linspace(0, d.shape[1], min(grid, d.shape[1]) + 1).astype(int)
-    sums = np.add.reduceat(np.add.reduceat(d, ys[:-1], axis=0), xs[:-1], axis=1)
-    areas = np.outer(np.diff(ys), np.diff(xs))
-    return float((sums / areas).max())
+    return float(_block_average(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean(axis=-1), grid).max())
 
 
 def block_means(image: np.ndarray, grid: int = DEFAULT_GRID) -> np.ndarray:
@@ -44,7 +39,11 @@ def block_means(image: np.ndarray, grid: int = DEFAULT_GRID) -> np.ndarray:
     over the tolerance differs from that reference without comparing every pixel (on the
     benchmark day's 239 survivors, `classify_chunk` 6.4-6.7 -> 5.2-5.3 CPU-ms a frame, with the
     same matches; docs/tuning.md)."""
-    d = image.astype(np.float64).mean(axis=-1)
+    return _block_average(image.astype(np.float64).mean(axis=-1), grid)
+
+
+def _block_average(d: np.ndarray, grid: int) -> np.ndarray:
+    """Mean of each block of a grid x grid split (at most one block per row or column) of 2-D `d`."""
     ys = np.linspace(0, d.shape[0], min(grid, d.shape[0]) + 1).astype(int)
     xs = np.linspace(0, d.shape[1], min(grid, d.shape[1]) + 1).astype(int)
     sums = np.add.reduceat(np.add.reduceat(d, ys[:-1], axis=0), xs[:-1], axis=1)
@@ -89,7 +88,7 @@ class InputReuse:
     def match(self, call_id, image: np.ndarray) -> Reference | None:
         """The most recent remembered input of this call within tolerance of `image`."""
         self._enter(call_id)
-        if not self.enabled:
+        if not self.enabled or not self._refs:
             return None
         blocks = block_means(image, self.grid)
         for ref in reversed(self._refs):
